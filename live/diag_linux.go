@@ -1,0 +1,240 @@
+//go:build linux
+
+package live
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Wire constants (include/uapi/linux/{sock_diag,inet_diag,unix_diag}.h).
+const (
+	sockDiagByFamily = 20
+
+	sizeofInetDiagReqV2 = 56
+	sizeofInetDiagMsg   = 72
+	sizeofUnixDiagReq   = 24
+	sizeofUnixDiagMsg   = 16
+
+	inetDiagSKV6Only = 11
+	nlaTypeMask      = 0x3fff // ~(NLA_F_NESTED|NLA_F_NET_BYTEORDER)
+
+	unixDiagName  = 0
+	unixDiagRQLen = 4
+	unixDiagUID   = 7
+
+	udiagShowName  = 0x01
+	udiagShowRQLen = 0x10
+	udiagShowUID   = 0x40
+
+	// dumpRetries is how often a dump flagged NLM_F_DUMP_INTR is redone.
+	dumpRetries = 5
+	// recvBufSize sets the datagram buffer; the kernel sizes dump skbs up
+	// to 32 KiB after the reader's buffer.
+	recvBufSize = 32 << 10
+)
+
+// diagConn is a NETLINK_SOCK_DIAG socket in the calling thread's netns.
+type diagConn struct {
+	c *netlink.Conn
+}
+
+func dialDiag() (*diagConn, error) {
+	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, &netlink.Config{MessageBufferSize: recvBufSize})
+	if err != nil {
+		return nil, err
+	}
+	return &diagConn{c: c}, nil
+}
+
+func (d *diagConn) Close() error { return d.c.Close() }
+
+// inetDiagReq encodes struct inet_diag_req_v2 for a full dump.
+func inetDiagReq(family, proto uint8, states uint32) []byte {
+	b := make([]byte, sizeofInetDiagReqV2)
+	b[0] = family
+	b[1] = proto
+	binary.NativeEndian.PutUint32(b[4:], states)
+	// idiag_cookie = INET_DIAG_NOCOOKIE
+	binary.NativeEndian.PutUint32(b[48:], ^uint32(0))
+	binary.NativeEndian.PutUint32(b[52:], ^uint32(0))
+	return b
+}
+
+// unixDiagReq encodes struct unix_diag_req for a full dump.
+func unixDiagReq(states uint32) []byte {
+	b := make([]byte, sizeofUnixDiagReq)
+	b[0] = unix.AF_UNIX
+	binary.NativeEndian.PutUint32(b[4:], states)
+	binary.NativeEndian.PutUint32(b[12:], udiagShowName|udiagShowRQLen|udiagShowUID)
+	binary.NativeEndian.PutUint32(b[16:], ^uint32(0))
+	binary.NativeEndian.PutUint32(b[20:], ^uint32(0))
+	return b
+}
+
+// dump sends one SOCK_DIAG_BY_FAMILY dump request and parses every reply
+// with parse. A dump the kernel flags NLM_F_DUMP_INTR is discarded and
+// redone; after dumpRetries it fails with ErrDumpInterrupted.
+func (d *diagConn) dump(req []byte, p *parser, parse func(*parser, []byte)) error {
+	start := len(p.out)
+	for try := 0; ; try++ {
+		p.out = p.out[:start]
+		_, err := d.c.Send(netlink.Message{
+			Header: netlink.Header{
+				Type:  sockDiagByFamily,
+				Flags: netlink.Request | netlink.Dump,
+			},
+			Data: req,
+		})
+		if err != nil {
+			return err
+		}
+		intr := false
+		for m, err := range d.c.ReceiveIter() {
+			if err != nil {
+				return err
+			}
+			if m.Header.Flags&netlink.DumpInterrupted != 0 {
+				intr = true
+			}
+			if m.Header.Type != sockDiagByFamily {
+				continue
+			}
+			parse(p, m.Data)
+		}
+		if !intr {
+			return nil
+		}
+		if try+1 >= dumpRetries {
+			p.out = p.out[:start]
+			return ErrDumpInterrupted
+		}
+	}
+}
+
+func familyName(f uint8) string {
+	if f == unix.AF_INET6 {
+		return "inet6"
+	}
+	return "inet"
+}
+
+// parseInet decodes one struct inet_diag_msg and its attributes.
+func parseInet(p *parser, proto string, b []byte) {
+	if len(b) < sizeofInetDiagMsg {
+		p.badMsg++
+		return
+	}
+	p.out = append(p.out, Socket{})
+	s := &p.out[len(p.out)-1]
+	fam := b[0]
+	s.Proto = proto
+	s.Family = familyName(fam)
+	s.State = stateName(b[1], proto == "tcp")
+	sport := binary.BigEndian.Uint16(b[4:])
+	dport := binary.BigEndian.Uint16(b[6:])
+	if fam == unix.AF_INET6 {
+		s.Local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), sport)
+		s.Remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[24:40])), dport)
+	} else {
+		s.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[8:12])), sport)
+		s.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[24:28])), dport)
+	}
+	s.BoundDev = int(binary.NativeEndian.Uint32(b[40:]))
+	// b[44:52] cookie, b[52:56] expires
+	s.RecvQ = binary.NativeEndian.Uint32(b[56:])
+	s.SendQ = binary.NativeEndian.Uint32(b[60:])
+	s.UID = binary.NativeEndian.Uint32(b[64:])
+	s.Inode = uint64(binary.NativeEndian.Uint32(b[68:]))
+	s.Netns = p.netns
+	for a := b[sizeofInetDiagMsg:]; len(a) >= 4; {
+		l := int(binary.NativeEndian.Uint16(a))
+		typ := binary.NativeEndian.Uint16(a[2:]) & nlaTypeMask
+		if l < 4 || l > len(a) {
+			break
+		}
+		if typ == inetDiagSKV6Only && l >= 5 && fam == unix.AF_INET6 {
+			s.V6Only = p.bools.ptr(a[4] != 0)
+		}
+		a = a[min(nlaAlign(l), len(a)):]
+	}
+}
+
+func parseTCP(p *parser, b []byte) { parseInet(p, "tcp", b) }
+func parseUDP(p *parser, b []byte) { parseInet(p, "udp", b) }
+
+// parseUnix decodes one struct unix_diag_msg and its attributes.
+func parseUnix(p *parser, b []byte) {
+	if len(b) < sizeofUnixDiagMsg {
+		p.badMsg++
+		return
+	}
+	p.out = append(p.out, Socket{})
+	s := &p.out[len(p.out)-1]
+	s.Proto = "unix"
+	s.Family = "unix"
+	s.UnixType = unixTypeName(b[1])
+	s.State = stateName(b[2], false)
+	s.Inode = uint64(binary.NativeEndian.Uint32(b[4:]))
+	s.Netns = p.netns
+	for a := b[sizeofUnixDiagMsg:]; len(a) >= 4; {
+		l := int(binary.NativeEndian.Uint16(a))
+		typ := binary.NativeEndian.Uint16(a[2:]) & nlaTypeMask
+		if l < 4 || l > len(a) {
+			break
+		}
+		v := a[4:l]
+		switch typ {
+		case unixDiagName:
+			s.Path = unixName(&p.strs, v)
+		case unixDiagRQLen:
+			if len(v) >= 8 {
+				s.RecvQ = binary.NativeEndian.Uint32(v)
+				s.SendQ = binary.NativeEndian.Uint32(v[4:])
+			}
+		case unixDiagUID:
+			if len(v) >= 4 {
+				s.UID = binary.NativeEndian.Uint32(v)
+			}
+		}
+		a = a[min(nlaAlign(l), len(a)):]
+	}
+}
+
+// unixName renders sun_path bytes: abstract names (leading NUL) become
+// "@name" with every NUL shown as '@', as in /proc/net/unix and ss.
+func unixName(a *strArena, v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if v[0] != 0 {
+		// A filesystem path may be NUL-terminated inside the attribute.
+		for i, c := range v {
+			if c == 0 {
+				v = v[:i]
+				break
+			}
+		}
+		return a.str(v, false)
+	}
+	return a.str(v, true)
+}
+
+func nlaAlign(l int) int { return (l + 3) &^ 3 }
+
+// fallbackErr tells whether a diag error means "this kernel cannot answer
+// the request" (missing module, old kernel, no permission), so the table
+// is read from /proc/net instead.
+func fallbackErr(err error) bool {
+	for _, e := range []error{unix.ENOENT, unix.EINVAL, unix.EOPNOTSUPP, unix.EPROTONOSUPPORT,
+		unix.EAFNOSUPPORT, unix.ENOPROTOOPT, unix.ENOSYS, unix.EPERM, unix.EACCES} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

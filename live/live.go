@@ -1,0 +1,240 @@
+package live
+
+import (
+	"errors"
+	"net/netip"
+	"unsafe"
+)
+
+// Process is one holder of a socket, found through /proc/PID/fd.
+type Process struct {
+	PID     int    `json:"pid"`
+	Command string `json:"command"` // /proc/PID/comm
+}
+
+// Socket is one kernel socket, as read from sock_diag or /proc/net.
+type Socket struct {
+	// Proto is "tcp", "udp" or "unix".
+	Proto string `json:"proto"`
+	// Family is "inet", "inet6" or "unix".
+	Family string `json:"family"`
+	// State uses ss names: LISTEN, ESTAB, TIME-WAIT, SYN-SENT, SYN-RECV,
+	// FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT, LAST-ACK, CLOSING, CLOSE (TCP, this
+	// includes bound-but-inactive sockets) and UNCONN (unconnected UDP/unix).
+	State string `json:"state"`
+	// Local and Remote are set for inet sockets. Addresses of AF_INET
+	// sockets are 4-byte; AF_INET6 sockets keep their addresses as the
+	// kernel reports them, v4-mapped ones included.
+	Local  netip.AddrPort `json:"local"`
+	Remote netip.AddrPort `json:"remote"`
+	// Path is the unix socket address: a filesystem path, "@name" for an
+	// abstract name (embedded NULs shown as '@'), "" for an unnamed socket.
+	Path string `json:"path,omitempty"`
+	// UnixType is "stream", "dgram" or "seqpacket" for unix sockets.
+	UnixType string `json:"unix_type,omitempty"`
+	// V6Only is IPV6_V6ONLY of an AF_INET6 socket. The kernel reports it for
+	// LISTEN and unconnected (CLOSE/UNCONN) sockets only; it is nil when
+	// unknown (other states, AF_INET, unix, or the /proc fallback).
+	// The pointed-to value may be shared: do not write through it.
+	V6Only *bool  `json:"v6only,omitempty"`
+	UID    uint32 `json:"uid"`
+	// Inode is the socket inode (0 for TIME-WAIT and SYN-RECV entries).
+	Inode uint64 `json:"inode"`
+	// RecvQ and SendQ are the queue sizes as the source reports them. For a
+	// TCP listener sock_diag gives the accept backlog and its limit, while
+	// /proc/net gives the backlog and 0.
+	RecvQ uint32 `json:"recv_q"`
+	SendQ uint32 `json:"send_q"`
+	// BoundDev is the ifindex of SO_BINDTODEVICE, 0 for none (always 0 from
+	// the /proc fallback, which does not carry it).
+	BoundDev int `json:"bound_dev,omitempty"`
+	// Netns labels the network namespace; "" is the caller's own.
+	Netns string `json:"netns,omitempty"`
+	// Processes holding the socket; filled only with Options.Processes.
+	Processes []Process `json:"processes,omitempty"`
+}
+
+// Interface is a network interface and its addresses.
+type Interface struct {
+	Name  string         `json:"name"`
+	Index int            `json:"index"`
+	Up    bool           `json:"up"`
+	Addrs []netip.Prefix `json:"addrs"`
+}
+
+// Sysctls are the namespace's sysctls that decide binds.
+type Sysctls struct {
+	PortLow               int      `json:"port_low"`  // net.ipv4.ip_local_port_range
+	PortHigh              int      `json:"port_high"` // net.ipv4.ip_local_port_range
+	ReservedPorts         []uint16 `json:"reserved_ports"`
+	UnprivilegedPortStart int      `json:"unprivileged_port_start"`
+	BindV6Only            bool     `json:"bindv6only"`
+	TCPTWReuse            int      `json:"tcp_tw_reuse"`
+	NonlocalBind4         bool     `json:"nonlocal_bind4"`
+	NonlocalBind6         bool     `json:"nonlocal_bind6"`
+}
+
+// Snapshot is what was read from one network namespace.
+type Snapshot struct {
+	// Netns labels the namespace: "" for the caller's own, the name for one
+	// under /run/netns, else "pid:N(comm)".
+	Netns string `json:"netns"`
+	// Source is "netlink" or "proc" ("netlink+proc" when some tables had
+	// to be read from /proc/net; Missing says which).
+	Source     string      `json:"source"`
+	Sockets    []Socket    `json:"sockets"`
+	Interfaces []Interface `json:"interfaces"`
+	Sysctls    Sysctls     `json:"sysctls"`
+	// Missing holds human notes about what could not be read.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// Kernel TCP states (include/net/tcp_states.h). Options.States is a mask of
+// 1<<state; unix and UDP sockets use the same numbers (ESTABLISHED for
+// connected, CLOSE for unconnected, LISTEN for unix listeners).
+const (
+	TCPEstablished   = 1
+	TCPSynSent       = 2
+	TCPSynRecv       = 3
+	TCPFinWait1      = 4
+	TCPFinWait2      = 5
+	TCPTimeWait      = 6
+	TCPClose         = 7
+	TCPCloseWait     = 8
+	TCPLastAck       = 9
+	TCPListen        = 10
+	TCPClosing       = 11
+	TCPNewSynRecv    = 12
+	TCPBoundInactive = 13 // query-only: bound, not listening TCP sockets
+)
+
+const (
+	// StatesListen selects TCP and unix listeners only; with it the kernel
+	// does not walk the established table.
+	StatesListen uint32 = 1 << TCPListen
+	// StatesListening is ss -l: listeners plus unconnected UDP and unix
+	// sockets.
+	StatesListening uint32 = 1<<TCPListen | 1<<TCPClose
+)
+
+// Options chooses what Read reads.
+type Options struct {
+	// TCP, UDP and Unix select the tables; all false means all three.
+	TCP, UDP, Unix bool
+	// States is a bitmask of kernel states (1<<TCPListen, ...); 0 means
+	// all, including TCP sockets that are bound but not listening.
+	States uint32
+	// Processes fills Socket.Processes from /proc/*/fd.
+	Processes bool
+	// ForceProc reads sockets from /proc/net instead of netlink (testing).
+	ForceProc bool
+	// ProcRoot is where proc is mounted, default "/proc". Tests point it at
+	// recorded files: ProcRoot/net/{tcp,tcp6,udp,udp6,unix},
+	// ProcRoot/sys/net/..., ProcRoot/PID/{comm,fd/}.
+	ProcRoot string
+}
+
+// NetnsTarget selects namespaces for ReadNetns. Exactly one of Name, PID
+// and All should be set.
+type NetnsTarget struct {
+	Name string // under /run/netns
+	PID  int    // the namespace of /proc/PID/ns/net
+	All  bool   // every namespace in use (/proc/*/ns/net and /run/netns)
+}
+
+// ErrDumpInterrupted is returned when the kernel kept marking a netlink
+// dump NLM_F_DUMP_INTR (changed while it was read) through every retry.
+var ErrDumpInterrupted = errors.New("live: netlink dump interrupted repeatedly")
+
+func (o Options) tables() (tcp, udp, unx bool) {
+	if !o.TCP && !o.UDP && !o.Unix {
+		return true, true, true
+	}
+	return o.TCP, o.UDP, o.Unix
+}
+
+func (o Options) states() uint32 {
+	if o.States == 0 {
+		return ^uint32(0)
+	}
+	return o.States
+}
+
+func (o Options) procRoot() string {
+	if o.ProcRoot == "" {
+		return "/proc"
+	}
+	return o.ProcRoot
+}
+
+var tcpStateNames = [...]string{
+	TCPEstablished:   "ESTAB",
+	TCPSynSent:       "SYN-SENT",
+	TCPSynRecv:       "SYN-RECV",
+	TCPFinWait1:      "FIN-WAIT-1",
+	TCPFinWait2:      "FIN-WAIT-2",
+	TCPTimeWait:      "TIME-WAIT",
+	TCPClose:         "CLOSE",
+	TCPCloseWait:     "CLOSE-WAIT",
+	TCPLastAck:       "LAST-ACK",
+	TCPListen:        "LISTEN",
+	TCPClosing:       "CLOSING",
+	TCPNewSynRecv:    "SYN-RECV",
+	TCPBoundInactive: "CLOSE",
+}
+
+// stateName maps a kernel state to its ss name; unconnected is the name of
+// TCP_CLOSE for the protocol ("CLOSE" for TCP, "UNCONN" otherwise).
+func stateName(st uint8, tcp bool) string {
+	if st == TCPClose && !tcp {
+		return "UNCONN"
+	}
+	if int(st) < len(tcpStateNames) && tcpStateNames[st] != "" {
+		return tcpStateNames[st]
+	}
+	return "UNKNOWN"
+}
+
+// parser turns diag messages and /proc/net lines into Sockets appended to out.
+type parser struct {
+	out    []Socket
+	netns  string
+	bools  boolSlab
+	strs   strArena
+	badMsg int
+}
+
+// boolSlab hands out *bool without one allocation per socket.
+type boolSlab struct{ buf []bool }
+
+func (b *boolSlab) ptr(v bool) *bool {
+	if len(b.buf) == cap(b.buf) {
+		b.buf = make([]bool, 0, 1024)
+	}
+	b.buf = append(b.buf, v)
+	return &b.buf[len(b.buf)-1]
+}
+
+// strArena makes strings from bytes without one allocation per string.
+type strArena struct{ buf []byte }
+
+// str copies b into the arena; with nulAt every NUL byte becomes '@'.
+func (a *strArena) str(b []byte, nulAt bool) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(32<<10, len(b)))
+	}
+	off := len(a.buf)
+	a.buf = append(a.buf, b...)
+	out := a.buf[off:len(a.buf):len(a.buf)]
+	if nulAt {
+		for i, c := range out {
+			if c == 0 {
+				out[i] = '@'
+			}
+		}
+	}
+	return unsafe.String(&out[0], len(out))
+}
