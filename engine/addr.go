@@ -1,0 +1,58 @@
+package engine
+
+import "net/netip"
+
+// cat is the shape of a bound address as the bind-conflict rules see it.
+// Linux compares sockets by their IPv4 view and their IPv6 address
+// (inet_rcv_saddr_equal, net/ipv4/inet_connection_sock.c): 0.0.0.0 and
+// ::ffff:0.0.0.0 are the same wildcard, ::ffff:a.b.c.d is a.b.c.d, and a
+// specific IPv6 address is implicitly IPV6_V6ONLY (__inet6_bind).
+type cat uint8
+
+const (
+	catV4Any     cat = iota // 0.0.0.0, ::ffff:0.0.0.0
+	catV4                   // a.b.c.d, ::ffff:a.b.c.d
+	catV6AnyDual            // :: without IPV6_V6ONLY
+	catV6AnyOnly            // :: with IPV6_V6ONLY
+	catV6                   // a specific IPv6 address (always v6-only)
+	numCats
+)
+
+func (c cat) wildcard() bool { return c == catV4Any || c == catV6AnyDual || c == catV6AnyOnly }
+
+// category classifies a socket's local address.
+func category(a netip.Addr, v6only bool) cat {
+	if a.Is4() || a.Is4In6() {
+		if a.Unmap().IsUnspecified() {
+			return catV4Any
+		}
+		return catV4
+	}
+	if a.IsUnspecified() {
+		if v6only {
+			return catV6AnyOnly
+		}
+		return catV6AnyDual
+	}
+	return catV6
+}
+
+// overlaps[s][e] says whether a socket of category s and one of category e
+// on the same port claim a common address (given equal specific addresses
+// where both are specific). It is the matrix of
+// ../shared/reference/linux-socket-rules.md §1.6, which the kernel's
+// bind_wildcard selftest exercises.
+var overlaps = [numCats][numCats]bool{
+	catV4Any:     {catV4Any: true, catV4: true, catV6AnyDual: true},
+	catV4:        {catV4Any: true, catV4: true, catV6AnyDual: true},
+	catV6AnyDual: {true, true, true, true, true},
+	catV6AnyOnly: {catV6AnyDual: true, catV6AnyOnly: true, catV6: true},
+	catV6:        {catV6AnyDual: true, catV6AnyOnly: true, catV6: true},
+}
+
+// addrKey is the identity of a specific bound address: IPv4 and v4-mapped
+// IPv6 share one key, as they share one bhash2 bucket in Linux.
+func addrKey(a netip.Addr) netip.Addr { return a.Unmap() }
+
+// isLoopback reports whether a is in 127/8, ::1 or ::ffff:127.0.0.0/104.
+func isLoopback(a netip.Addr) bool { return a.Unmap().IsLoopback() }

@@ -1,0 +1,180 @@
+package engine
+
+import "net/netip"
+
+// Bind is bind(2) for an inet socket, with Linux's errno precedence
+// (__inet_bind, __inet6_bind; linux-socket-rules.md §1.1).
+func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result {
+	if s.Closed() {
+		return fail(EBADF, ruleClosed)
+	}
+	if s.fam == Unix {
+		return fail(EINVAL, ruleBadAddr)
+	}
+	a, port := ap.Addr().WithZone(""), ap.Port()
+	v6only := s.V6Only()
+	if s.fam == Inet {
+		if !a.Is4() {
+			return fail(EAFNOSUPPORT, ruleWrongFamily)
+		}
+		if !h.bindableV4(s, a) {
+			return fail(EADDRNOTAVAIL, ruleNotLocal)
+		}
+		if r := h.bindCommon(s, port); r.Err != OK {
+			return r
+		}
+	} else {
+		if a.Is4() {
+			return fail(EINVAL, ruleShortAddr)
+		}
+		if a.IsMulticast() && s.proto == TCP {
+			return fail(EINVAL, ruleMcastStream)
+		}
+		if r := h.bindCommon(s, port); r.Err != OK {
+			return r
+		}
+		if a.Is4In6() {
+			if v6only {
+				return fail(EINVAL, ruleMappedOnV6Only)
+			}
+			if !h.bindableV4(s, a.Unmap()) {
+				return fail(EADDRNOTAVAIL, ruleNotLocal)
+			}
+		} else if !a.IsUnspecified() {
+			if !a.IsMulticast() && !h.isLocal(a) && !(h.Sysctl.NonlocalBind6 || s.flags&fFreeBind != 0) {
+				return fail(EADDRNOTAVAIL, ruleNotLocal)
+			}
+			v6only = true // __inet6_bind: a specific IPv6 address never takes IPv4
+		}
+	}
+	ap = netip.AddrPortFrom(a, port)
+	old := s.flags
+	if v6only {
+		s.flags |= fV6Only
+	}
+	s.local = ap
+	if port == 0 && s.flags&fNoPort != 0 && s.proto == TCP {
+		s.flags |= fHasAddr
+		if !a.IsUnspecified() {
+			s.flags |= fBoundAddr
+		}
+		return Result{Rule: ruleBoundNoPort, Local: ap}
+	}
+	t := h.table(s.proto)
+	rule := ruleBound
+	if port == 0 {
+		p, ok := t.pickBindPort(s)
+		if !ok {
+			s.flags, s.local = old, netip.AddrPort{}
+			return fail(EADDRINUSE, rulePortsExhausted)
+		}
+		s.local = netip.AddrPortFrom(a, p)
+		rule = ruleBoundPort0
+	} else if other, e := t.conflict(s, attrsOf(s), a, port, modeExplicit); e != OK {
+		s.flags, s.local = old, netip.AddrPort{}
+		return failWith(e, conflictRuleFor(other), other)
+	}
+	s.flags |= fHasPort | fHasAddr
+	if !a.IsUnspecified() {
+		s.flags |= fBoundAddr
+	}
+	if port != 0 {
+		s.flags |= fBoundPort
+	}
+	t.addOwner(s)
+	if s.proto == UDP {
+		t.hashUDP(s)
+	}
+	return Result{Rule: rule, Local: s.local}
+}
+
+// bindCommon holds the checks shared by both families, in their order:
+// the privileged port (EACCES), then a second bind (EINVAL).
+func (h *Host) bindCommon(s *Socket, port uint16) Result {
+	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && s.uid != 0 {
+		return fail(EACCES, rulePrivileged)
+	}
+	if s.state != Closed || s.flags&fHasPort != 0 {
+		return fail(EINVAL, ruleAlreadyBound)
+	}
+	return Result{}
+}
+
+// bindableV4 is the locality test of __inet_bind: 0.0.0.0, a local,
+// multicast or broadcast address, or IP_FREEBIND / ip_nonlocal_bind.
+func (h *Host) bindableV4(s *Socket, a netip.Addr) bool {
+	return a.IsUnspecified() || a.IsMulticast() || h.isLocal(a) || h.isBroadcast(a) ||
+		h.Sysctl.NonlocalBind4 || s.flags&fFreeBind != 0
+}
+
+func conflictRuleFor(other *Socket) Rule {
+	if other == nil {
+		return ruleConflict
+	}
+	switch other.kind() {
+	case kListen:
+		return ruleConflictListen
+	case kTimeWait:
+		return ruleConflictTW
+	}
+	return ruleConflict
+}
+
+// Listen is listen(2). On Linux it re-runs the bind check as a listener
+// (inet_csk_listen_start), and an unbound socket gets a port first.
+func (h *Host) Listen(s *Socket) Result {
+	if s.Closed() {
+		return fail(EBADF, ruleClosed)
+	}
+	switch s.proto {
+	case UDP, UnixDgram:
+		return fail(EOPNOTSUPP, ruleListenUDP)
+	case UnixStream:
+		if s.Path() == "" {
+			return fail(EINVAL, ruleListenUnbound)
+		}
+		s.state = Listen
+		return Result{Rule: ruleListening}
+	}
+	if s.state == Listen {
+		return Result{Rule: ruleListening, Local: s.local}
+	}
+	if s.state != Closed {
+		return fail(EINVAL, ruleNotListenable)
+	}
+	t := h.tcp
+	if s.flags&fHasPort == 0 {
+		if s.flags&fHasAddr == 0 {
+			s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
+		}
+		s.state = Listen
+		p, ok := t.pickBindPort(s)
+		if !ok {
+			s.state = Closed
+			return fail(EADDRINUSE, rulePortsExhausted)
+		}
+		s.local = netip.AddrPortFrom(s.local.Addr(), p)
+		s.flags |= fHasPort | fHasAddr
+		t.addOwner(s)
+	} else {
+		t.removeOwner(s)
+		s.state = Listen
+		if h.prof.ListenRecheck {
+			if other, e := t.conflict(s, attrsOf(s), s.local.Addr(), s.local.Port(), modeExplicit); e != OK {
+				s.state = Closed
+				t.addOwner(s)
+				return failWith(e, conflictRuleFor(other), other)
+			}
+		}
+		t.addOwner(s)
+	}
+	t.hashListener(s)
+	return Result{Rule: ruleListening, Local: s.local}
+}
+
+func anyAddr(f Family) netip.Addr {
+	if f == Inet6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}

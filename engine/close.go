@@ -1,0 +1,147 @@
+package engine
+
+import "net/netip"
+
+// Close is close(2). A TCP socket that closes first keeps its port and
+// 4-tuple: FIN_WAIT2 until the peer closes, then TIME_WAIT for 60 s
+// (tcp_close, tcp_time_wait). The side that closes second leaves at once.
+func (h *Host) Close(s *Socket) Result {
+	if s.Closed() {
+		return fail(EBADF, ruleClosed)
+	}
+	s.flags |= fClosed
+	switch s.proto {
+	case UnixStream, UnixDgram:
+		h.unix.close(s)
+		h.gone(s)
+		return Result{Rule: ruleClosedOK}
+	case UDP:
+		t := h.udp
+		if s.flags&fHasPort != 0 {
+			if s.state == Established {
+				t.unhashConnected(s)
+			} else {
+				t.unhashListener(s)
+			}
+			t.removeOwner(s)
+		}
+		h.gone(s)
+		return Result{Rule: ruleClosedOK}
+	}
+	t := h.tcp
+	switch s.state {
+	case Listen:
+		t.unhashListener(s)
+		t.removeOwner(s)
+		for _, c := range s.Queue() {
+			c.flags |= fClosed
+			h.resetPeer(c)
+			t.drop(c) // unaccepted children are reset (inet_csk_listen_stop)
+		}
+		s.ext.queue = nil
+		h.gone(s)
+	case Established:
+		now := h.net.now
+		t.removeOwner(s)
+		if p := s.peerSock(); p != nil && !p.Closed() {
+			s.state = FinWait2
+			p.host().setState(p, CloseWait)
+		} else {
+			s.state = TimeWait // an outside peer is assumed to close at once
+		}
+		s.until = now + timeWaitLen
+		t.addOwner(s)
+		t.tw = append(t.tw, s)
+	case CloseWait:
+		if p := s.peerSock(); p != nil && p.state == FinWait2 {
+			ph := p.host()
+			ph.setState(p, TimeWait)
+			p.until = h.net.now + timeWaitLen
+		}
+		t.drop(s)
+	default:
+		if s.flags&fHasPort != 0 {
+			t.removeOwner(s)
+		}
+		h.gone(s)
+	}
+	return Result{Rule: ruleClosedOK}
+}
+
+// peerSock is the simulated other end of a connection, if any.
+func (s *Socket) peerSock() *Socket {
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext.peer
+}
+
+// host finds the host that holds s (only used for simulated peers).
+func (s *Socket) host() *Host {
+	if s.ext != nil && s.ext.owner != nil {
+		return s.ext.owner
+	}
+	return nil
+}
+
+func (h *Host) setState(s *Socket, st State) {
+	t := h.table(s.proto)
+	if s.flags&fHasPort != 0 {
+		t.removeOwner(s)
+	}
+	s.state = st
+	if s.flags&fHasPort != 0 {
+		t.addOwner(s)
+	}
+}
+
+// resetPeer tells the other end of c that c was reset: it drops to CLOSE
+// and gives back a port connect() chose.
+func (h *Host) resetPeer(c *Socket) {
+	p := c.peerSock()
+	if p == nil || p.Closed() {
+		return
+	}
+	ph := p.host()
+	if ph == nil {
+		return
+	}
+	t := ph.tcp
+	delete(t.flows, flowKeyOf(p))
+	if p.flags&fConnectBind != 0 {
+		t.removeDest(p)
+	}
+	t.removeOwner(p)
+	p.state = Closed
+	if p.flags&fBoundPort == 0 {
+		p.flags &^= fHasPort | fConnectBind
+		p.local = netip.AddrPortFrom(anyAddr(p.fam), 0)
+	} else {
+		t.addOwner(p)
+	}
+	p.remote = netip.AddrPort{}
+	p.ext.peer = nil
+}
+
+// drop removes a TCP connection from every table.
+func (t *table) drop(s *Socket) {
+	if s.state == Gone {
+		return
+	}
+	k := flowKeyOf(s)
+	if t.flows[k] == s {
+		delete(t.flows, k)
+	}
+	if s.flags&fConnectBind != 0 {
+		t.removeDest(s)
+	}
+	if s.flags&fHasPort != 0 {
+		t.removeOwner(s)
+	}
+	t.h.gone(s)
+}
+
+func (h *Host) gone(s *Socket) {
+	s.state = Gone
+	h.unregister(s)
+}

@@ -1,0 +1,327 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+)
+
+// timeWaitLen is TCP_TIMEWAIT_LEN (and the default tcp_fin_timeout for an
+// orphaned FIN_WAIT2): 60 seconds.
+const timeWaitLen = 60 * time.Second
+
+// Connect is connect(2).
+func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
+	if s.Closed() {
+		return fail(EBADF, ruleClosed)
+	}
+	switch s.proto {
+	case UnixStream, UnixDgram:
+		return fail(EINVAL, ruleBadAddr)
+	}
+	a := dst.Addr().WithZone("")
+	if s.fam == Inet && !a.Is4() {
+		return fail(EAFNOSUPPORT, ruleWrongFamily)
+	}
+	if s.fam == Inet6 && a.Is4() {
+		return fail(EINVAL, ruleShortAddr)
+	}
+	if s.proto == TCP && s.state != Closed {
+		return fail(EISCONN, ruleIsConn) // inet_stream_connect: listening or connected
+	}
+	if a.Is4In6() && s.V6Only() {
+		return fail(ENETUNREACH, ruleMappedDstV6Only)
+	}
+	v4 := a.Unmap()
+	if v4.IsUnspecified() {
+		// Connecting to 0.0.0.0 / :: reaches this host (ip_route_output_key;
+		// tcp_v6_connect turns :: into ::1).
+		if s.flags&fBoundAddr != 0 {
+			v4 = s.local.Addr().Unmap()
+		} else if v4.Is4() {
+			v4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		} else {
+			v4 = netip.IPv6Loopback()
+		}
+	}
+	if s.proto == TCP && (v4.IsMulticast() || h.isBroadcast(v4)) {
+		return fail(ENETUNREACH, ruleMulticastConnect)
+	}
+	src, _, ok := h.route(v4)
+	if s.flags&fBoundAddr != 0 {
+		src = s.local.Addr().Unmap()
+	} else if !ok {
+		return fail(ENETUNREACH, ruleNoRoute)
+	}
+	rdst := netip.AddrPortFrom(v4, dst.Port())
+	if s.proto == UDP {
+		return h.connectUDP(s, src, rdst)
+	}
+	return h.connectTCP(s, src, rdst)
+}
+
+// sockForm writes address a the way a socket of family f shows it:
+// IPv4 inside an AF_INET6 socket is v4-mapped.
+func sockForm(f Family, a netip.Addr) netip.Addr {
+	if f == Inet6 && a.Is4() {
+		return netip.AddrFrom16(a.As16())
+	}
+	return a
+}
+
+func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort) Result {
+	t := h.tcp
+	var recycled *Socket
+	if s.flags&fHasPort != 0 {
+		// A bound port: only the 4-tuple must be unique (__inet_hash_connect
+		// with inet_num set). A TIME_WAIT holder is taken over (tcp_twsk_unique
+		// with twp == NULL does not consult tcp_tw_reuse).
+		k := FlowKey{netip.AddrPortFrom(src, s.local.Port()), dst}
+		if f := t.flows[k]; f != nil {
+			if f.kind() != kTimeWait || f.state == FinWait2 {
+				return failWith(EADDRNOTAVAIL, ruleTupleInUse, f)
+			}
+			recycled = f
+		}
+		t.removeOwner(s)
+		s.local = netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port())
+		t.addOwner(s)
+	} else {
+		port, tw, ok := t.connectPort(s, src, dst)
+		if !ok {
+			return fail(EADDRNOTAVAIL, ruleNoEphemeral)
+		}
+		recycled = tw
+		s.local = netip.AddrPortFrom(sockForm(s.fam, src), port)
+		s.flags |= fHasPort | fConnectBind
+		t.addOwner(s)
+	}
+	if recycled != nil {
+		t.drop(recycled)
+	}
+	s.remote = netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port())
+	target := h.net.ownerOf(dst.Addr())
+	if h.isLocal(dst.Addr()) {
+		target = h
+	}
+	if target == nil {
+		h.establish(s)
+		return Result{Rule: ruleConnectedExt, Local: s.local, Remote: s.remote}
+	}
+	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+	if d.Verdict != Deliver || d.Socket.state != Listen {
+		h.connectFailed(s)
+		return failWith(ECONNREFUSED, ruleRefused, d.Socket)
+	}
+	h.establish(s)
+	child := target.spawnChild(d.Socket, dst, netip.AddrPortFrom(src, s.local.Port()))
+	child.x().peer, child.ext.owner = s, target
+	s.x().peer, s.ext.owner = child, h
+	return Result{Rule: ruleConnected, Other: d.Socket, Local: s.local, Remote: s.remote}
+}
+
+func (h *Host) establish(s *Socket) {
+	t := h.tcp
+	t.removeOwner(s)
+	s.state = Established
+	t.addOwner(s)
+	t.flows[flowKeyOf(s)] = s
+	if s.flags&fConnectBind != 0 {
+		t.addDest(s)
+	}
+}
+
+// connectFailed undoes a connect that got a RST: the socket is CLOSE again
+// and gives back a port that connect() chose (tcp_done → inet_put_port).
+func (h *Host) connectFailed(s *Socket) {
+	t := h.tcp
+	if s.flags&fBoundPort == 0 {
+		t.removeOwner(s)
+		s.flags &^= fHasPort | fConnectBind
+		if s.flags&fBoundAddr == 0 {
+			s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
+		} else {
+			s.local = netip.AddrPortFrom(s.local.Addr(), 0)
+		}
+	}
+	s.remote = netip.AddrPort{}
+}
+
+// spawnChild creates the server end of a new connection on listener l and
+// queues it for accept(). The child inherits the listener's options, owner
+// and port (inet_csk_clone_lock, __inet_inherit_port).
+func (h *Host) spawnChild(l *Socket, local, remote netip.AddrPort) *Socket {
+	c := &Socket{fam: l.fam, proto: TCP, uid: l.uid, dev: l.dev, parent: l, state: Established,
+		flags: l.flags & (fReuseAddr | fReusePort | fV6Only | fFreeBind)}
+	c.flags |= fHasPort | fHasAddr
+	c.local = netip.AddrPortFrom(sockForm(l.fam, local.Addr()), local.Port())
+	c.remote = netip.AddrPortFrom(sockForm(l.fam, remote.Addr()), remote.Port())
+	h.register(c)
+	h.tcp.addOwner(c)
+	h.tcp.flows[flowKeyOf(c)] = c
+	l.x().queue = append(l.x().queue, c)
+	return c
+}
+
+// connectPort is the ephemeral choice of __inet_hash_connect (RFC 6056
+// algorithm 4): a start from a keyed hash of (source, destination,
+// destination port, 10-second slot) plus a per-slot perturbation, ports of
+// low's parity first (unless IP_LOCAL_PORT_RANGE), skipping reserved ports
+// and ports any explicit bind() holds, taking the first whose 4-tuple is
+// free or held by a TIME_WAIT that tcp_tw_reuse lets us recycle.
+func (t *table) connectPort(s *Socket, src netip.Addr, dst netip.AddrPort) (uint16, *Socket, bool) {
+	low, high, per := t.h.localRange(s)
+	step := 2
+	if per {
+		step = 1
+	}
+	high++
+	remaining := high - low
+	if !per && remaining > 1 {
+		remaining &^= 1
+	}
+	if remaining <= 0 {
+		return 0, nil, false
+	}
+	seed := t.h.net.seed ^ uint64(t.h.net.now/(10*time.Second))
+	off64 := hashAddr(hashAddr(seed^uint64(dst.Port()), src), dst.Addr())
+	idx := uint16(off64)
+	pert, ok := t.perturb[idx]
+	if !ok {
+		pert = uint32(mix64(t.h.net.seed ^ uint64(idx) ^ 0x5bd1e995))
+	}
+	offset := int((uint64(pert) + off64>>32) % uint64(remaining))
+	if !per {
+		offset &^= 1
+	}
+	d := t.dests[destKey{src, dst.Addr(), dst.Port()}]
+	twOK := t.twReusable(src, dst.Addr())
+	reserved := &t.h.Sysctl.Reserved
+	blocked := func(w int) uint64 {
+		b := t.explicit[w] | reserved[w]
+		if !twOK {
+			b |= d.word(w)
+		}
+		return b
+	}
+	var tw *Socket
+	free := func(p uint16) bool {
+		if !d.has(p) {
+			return true
+		}
+		f := t.flows[FlowKey{netip.AddrPortFrom(src, p), dst}]
+		if f == nil {
+			return true
+		}
+		if twOK && f.state == TimeWait && t.h.net.now-(f.until-timeWaitLen) >= t.h.Sysctl.TWReuseDelay {
+			tw = f
+			return true
+		}
+		return false
+	}
+	start := low + offset
+	end := low + remaining
+	for pass := 0; pass < 2; pass++ {
+		parity := -1
+		if !per {
+			parity = (start + pass) & 1
+		}
+		p, found := scan(start+pass, end, parity, blocked, free)
+		if !found {
+			p, found = scan(low, start+pass, parity, blocked, free)
+		}
+		if found {
+			walked := (int(p) - start + remaining) % remaining
+			inc := int(t.rand()%8) * step
+			if walked > inc {
+				inc = walked
+			}
+			if t.perturb == nil {
+				t.perturb = map[uint16]uint32{}
+			}
+			t.perturb[idx] = pert + uint32(inc+step)
+			return p, tw, true
+		}
+		if per || remaining <= 1 {
+			break
+		}
+	}
+	return 0, nil, false
+}
+
+// twReusable is tcp_tw_reuse: 1 always, 2 (the default) only when either
+// end is loopback.
+func (t *table) twReusable(src, dst netip.Addr) bool {
+	switch t.h.Sysctl.TWReuse {
+	case 1:
+		return true
+	case 2:
+		return isLoopback(src) || isLoopback(dst)
+	}
+	return false
+}
+
+func (h *Host) connectUDP(s *Socket, src netip.Addr, dst netip.AddrPort) Result {
+	t := h.udp
+	if s.flags&fHasPort == 0 {
+		if s.flags&fHasAddr == 0 {
+			s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
+		}
+		p, ok := t.pickUDPPort(s)
+		if !ok {
+			return fail(EAGAIN, ruleUDPAutobindFail)
+		}
+		s.local = netip.AddrPortFrom(s.local.Addr(), p)
+		s.flags |= fHasPort | fHasAddr
+		t.addOwner(s)
+		t.hashUDP(s)
+	}
+	if s.state == Established {
+		t.unhashConnected(s)
+	} else {
+		t.unhashListener(s)
+	}
+	if s.local.Addr().Unmap().IsUnspecified() {
+		// __ip4_datagram_connect: an unbound address becomes the route's
+		// source, and the socket moves to that address's slot.
+		t.removeOwner(s)
+		s.local = netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port())
+		t.addOwner(s)
+	}
+	s.remote = netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port())
+	t.removeOwner(s)
+	s.state = Established
+	t.addOwner(s)
+	k := flowKeyOf(s)
+	t.uflows[k] = insertOrdered(t.uflows[k], s)
+	return Result{Rule: ruleConnected, Local: s.local, Remote: s.remote}
+}
+
+func (t *table) unhashConnected(s *Socket) {
+	k := flowKeyOf(s)
+	if list := removeFrom(t.uflows[k], s); len(list) == 0 {
+		delete(t.uflows, k)
+	} else {
+		t.uflows[k] = list
+	}
+}
+
+// Accept is accept(2) on a non-blocking listener.
+func (h *Host) Accept(l *Socket) (*Socket, Result) {
+	if l.Closed() {
+		return nil, fail(EBADF, ruleClosed)
+	}
+	if l.proto == UDP || l.proto == UnixDgram {
+		return nil, fail(EOPNOTSUPP, ruleListenUDP)
+	}
+	if l.state != Listen {
+		return nil, fail(EINVAL, ruleAcceptNotListen)
+	}
+	q := l.Queue()
+	if len(q) == 0 {
+		return nil, fail(EAGAIN, ruleAcceptEmpty)
+	}
+	c := q[0]
+	l.ext.queue = q[1:]
+	c.flags |= fAccepted
+	return c, Result{Rule: ruleAccepted, Other: c, Local: c.local, Remote: c.remote}
+}

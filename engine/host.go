@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Network holds simulated hosts that share a clock, so that a connect to an
+// address of one host reaches the listener of another.
+type Network struct {
+	Profile *Profile
+	seed    uint64
+	now     time.Duration
+	hosts   []*Host
+}
+
+// NewNetwork returns an empty network whose hosts follow profile p. The seed
+// fixes every choice Linux makes at random (ephemeral ports, reuseport hash).
+func NewNetwork(p *Profile, seed uint64) *Network {
+	if p == nil {
+		p = Linux
+	}
+	return &Network{Profile: p, seed: seed}
+}
+
+// Now is the simulated time since the network was created.
+func (n *Network) Now() time.Duration { return n.now }
+
+// Seed is the seed of the network's random choices.
+func (n *Network) Seed() uint64 { return n.seed }
+
+// Hosts lists the hosts in creation order.
+func (n *Network) Hosts() []*Host { return n.hosts }
+
+// Host returns the host called name, or nil.
+func (n *Network) Host(name string) *Host {
+	for _, h := range n.hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// AddHost creates a host with a loopback interface (127.0.0.1/8, ::1/128)
+// and the profile's default sysctls.
+func (n *Network) AddHost(name string) *Host {
+	h := &Host{Name: name, net: n, prof: n.Profile, Sysctl: n.Profile.DefaultSysctls()}
+	h.tcp = newTable(h, TCP)
+	h.udp = newTable(h, UDP)
+	h.unix = newUnixTable()
+	h.Ifaces = []*Iface{{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}}}
+	n.hosts = append(n.hosts, h)
+	return h
+}
+
+// Advance moves the clock; TIME_WAIT and orphaned FIN_WAIT2 sockets whose
+// timers ran out leave their tables.
+func (n *Network) Advance(d time.Duration) {
+	n.now += d
+	for _, h := range n.hosts {
+		h.tcp.expireTimeWait(n.now)
+	}
+}
+
+// ownerOf returns the simulated host that has a as a local address.
+func (n *Network) ownerOf(a netip.Addr) *Host {
+	for _, h := range n.hosts {
+		if h.isLocal(a) {
+			return h
+		}
+	}
+	return nil
+}
+
+// Iface is a network interface with its addresses.
+type Iface struct {
+	Name     string
+	Index    int
+	Loopback bool
+	Addrs    []netip.Prefix
+}
+
+// Route sends a destination prefix out of an interface.
+type Route struct {
+	Dst   netip.Prefix
+	Iface *Iface
+}
+
+// Host is one machine (one network namespace): interfaces, sysctls and the
+// socket tables.
+type Host struct {
+	Name   string
+	Ifaces []*Iface
+	Routes []Route
+	Sysctl Sysctls
+
+	net  *Network
+	prof *Profile
+	tcp  *table
+	udp  *table
+	unix *unixTable
+	socks []*Socket
+}
+
+// Network returns the network the host belongs to.
+func (h *Host) Network() *Network { return h.net }
+
+// Profile returns the host's OS profile.
+func (h *Host) Profile() *Profile { return h.prof }
+
+// Iface returns the interface called name, or nil.
+func (h *Host) Iface(name string) *Iface {
+	for _, i := range h.Ifaces {
+		if i.Name == name {
+			return i
+		}
+	}
+	return nil
+}
+
+func (h *Host) ifaceByIndex(idx int) *Iface {
+	for _, i := range h.Ifaces {
+		if i.Index == idx {
+			return i
+		}
+	}
+	return nil
+}
+
+// AddIface adds addresses to the interface called name, creating it.
+func (h *Host) AddIface(name string, addrs ...netip.Prefix) *Iface {
+	i := h.Iface(name)
+	if i == nil {
+		i = &Iface{Name: name, Index: len(h.Ifaces) + 1}
+		h.Ifaces = append(h.Ifaces, i)
+	}
+	for _, a := range addrs {
+		dup := false
+		for _, b := range i.Addrs {
+			dup = dup || b == a
+		}
+		if !dup {
+			i.Addrs = append(i.Addrs, a)
+		}
+	}
+	return i
+}
+
+// AddRoute sends dst out of the interface called dev.
+func (h *Host) AddRoute(dst netip.Prefix, dev string) error {
+	i := h.Iface(dev)
+	if i == nil {
+		return fmt.Errorf("no interface %q", dev)
+	}
+	h.Routes = append(h.Routes, Route{Dst: dst.Masked(), Iface: i})
+	return nil
+}
+
+// isLocal reports whether a is an address of this host: configured on an
+// interface, or inside a prefix configured on the loopback interface (Linux
+// adds a local route for the whole prefix there, so any 127.x.y.z works;
+// fib_add_ifaddr, net/ipv4/fib_frontend.c). IPv6 has no such prefix rule.
+func (h *Host) isLocal(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, i := range h.Ifaces {
+		for _, p := range i.Addrs {
+			if p.Addr() == a {
+				return true
+			}
+			if i.Loopback && a.Is4() && p.Addr().Is4() && p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ifaceFor returns the interface an arriving packet for local address a is
+// delivered on: the one that carries a.
+func (h *Host) ifaceFor(a netip.Addr) *Iface {
+	a = a.Unmap()
+	for _, i := range h.Ifaces {
+		for _, p := range i.Addrs {
+			if p.Addr() == a || (i.Loopback && a.Is4() && p.Addr().Is4() && p.Contains(a)) {
+				return i
+			}
+		}
+	}
+	return nil
+}
+
+// isBroadcast reports whether a is the limited broadcast address or the
+// broadcast address of an IPv4 subnet configured here.
+func (h *Host) isBroadcast(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.Is4() {
+		return false
+	}
+	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
+	for _, i := range h.Ifaces {
+		for _, p := range i.Addrs {
+			if p.Addr().Is4() && p.Bits() < 31 && !i.Loopback && lastAddr(p) == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= (1 << (32 - p.Bits())) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// route picks the outgoing interface and source address for dst, as
+// ip_route_connect would: local destinations are reached through loopback
+// with the destination itself (or the loopback prefix's address) as source;
+// others through the most specific connected or configured route.
+func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
+	dst = dst.Unmap()
+	if i := h.ifaceFor(dst); i != nil {
+		if i.Loopback && dst.Is4() {
+			for _, p := range i.Addrs {
+				if p.Addr().Is4() && p.Contains(dst) {
+					return p.Addr(), h.Ifaces[0], true
+				}
+			}
+		}
+		return dst, h.Ifaces[0], true
+	}
+	best := -1
+	for _, i := range h.Ifaces {
+		for _, p := range i.Addrs {
+			if p.Addr().Is4() == dst.Is4() && p.Masked().Contains(dst) && p.Bits() > best {
+				best, out, src = p.Bits(), i, p.Addr()
+			}
+		}
+	}
+	for _, r := range h.Routes {
+		if r.Dst.Addr().Is4() == dst.Is4() && r.Dst.Contains(dst) && r.Dst.Bits() > best {
+			if a, ok := firstAddr(r.Iface, dst.Is4()); ok {
+				best, out, src = r.Dst.Bits(), r.Iface, a
+			}
+		}
+	}
+	return src, out, best >= 0
+}
+
+func firstAddr(i *Iface, v4 bool) (netip.Addr, bool) {
+	for _, p := range i.Addrs {
+		if p.Addr().Is4() == v4 && !p.Addr().IsLinkLocalUnicast() {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (h *Host) table(p Proto) *table {
+	if p == UDP {
+		return h.udp
+	}
+	return h.tcp
+}

@@ -1,0 +1,282 @@
+package engine
+
+import "net/netip"
+
+// rpGroup is a SO_REUSEPORT group: sockets with the same family, v6only,
+// device, owner and exact address (inet_reuseport_add_sock,
+// udp_reuseport_add_sock). Incoming flows are spread by a 4-tuple hash.
+type rpGroup struct {
+	members []*Socket
+}
+
+// inLookupOrder inserts s into a lookup bucket the way inet_hash and
+// udp_lib_get_port do: at the head, except AF_INET6 SO_REUSEPORT sockets,
+// which go to the tail so that IPv4 groups are met first.
+func insertOrdered(list []*Socket, s *Socket) []*Socket {
+	if s.fam == Inet6 && s.ReusePort() {
+		return append(list, s)
+	}
+	list = append(list, nil)
+	copy(list[1:], list)
+	list[0] = s
+	return list
+}
+
+func removeFrom(list []*Socket, s *Socket) []*Socket {
+	for i, x := range list {
+		if x == s {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+// hashListener enters a listener (TCP) or bound socket (UDP) into its
+// lookup bucket and, with SO_REUSEPORT, into its group.
+func (t *table) hashListener(s *Socket) {
+	k := lkeyOf(s)
+	list := t.lst[k]
+	if s.ReusePort() {
+		var g *rpGroup
+		for _, x := range list {
+			if x.ReusePort() && x.fam == s.fam && x.V6Only() == s.V6Only() && x.dev == s.dev &&
+				x.uid == s.uid && x.local.Addr() == s.local.Addr() && x.ext != nil && x.ext.group != nil {
+				g = x.ext.group
+				break
+			}
+		}
+		if g == nil {
+			g = &rpGroup{}
+		}
+		g.members = append(g.members, s)
+		s.x().group = g
+	}
+	t.lst[k] = insertOrdered(list, s)
+}
+
+func (t *table) unhashListener(s *Socket) {
+	k := lkeyOf(s)
+	if list := removeFrom(t.lst[k], s); len(list) == 0 {
+		delete(t.lst, k)
+	} else {
+		t.lst[k] = list
+	}
+	if s.ext != nil && s.ext.group != nil {
+		g := s.ext.group
+		g.members = removeFrom(g.members, s)
+		s.ext.group = nil
+	}
+}
+
+// hashUDP is hashListener for a freshly bound UDP socket.
+func (t *table) hashUDP(s *Socket) { t.hashListener(s) }
+
+// Verdict is what happens to an arriving packet.
+type Verdict uint8
+
+const (
+	Deliver         Verdict = iota // a socket receives it
+	RST                            // TCP: nobody listens, a RST answers
+	PortUnreachable                // UDP: nobody is bound, ICMP port unreachable answers
+	Drop                           // not for this host, or a RST to nobody
+)
+
+// Stage is the lookup step that decided.
+type Stage uint8
+
+const (
+	StageEstablished Stage = iota
+	StageTimeWait
+	StageTimeWaitSYN
+	StageListenerExact
+	StageListenerWildcard
+	StageUDPConnected
+	StageUDPExact
+	StageUDPWildcard
+	StageNoSocket
+	StageNotLocal
+	StageRSTToNobody
+)
+
+var stageText = [...]string{
+	"established 4-tuple", "TIME_WAIT 4-tuple", "a SYN to a TIME_WAIT 4-tuple is handed to the listener",
+	"listener on the exact address", "wildcard listener", "connected UDP socket", "UDP socket on the exact address",
+	"UDP socket on the wildcard address", "no socket", "destination is not an address of this host",
+	"no socket, and a RST is never answered",
+}
+
+func (s Stage) String() string { return stageText[s] }
+
+// TCP flag bits of a Packet.
+const (
+	FlagSYN uint8 = 1 << iota
+	FlagACK
+	FlagRST
+	FlagFIN
+)
+
+// Packet is an arriving segment or datagram.
+type Packet struct {
+	Proto    Proto
+	Src, Dst netip.AddrPort
+	Flags    uint8
+	Dev      int // ingress ifindex; 0: the interface that carries Dst
+}
+
+// Delivery is the outcome of a lookup.
+type Delivery struct {
+	Verdict Verdict
+	Stage   Stage
+	Socket  *Socket   // the receiver (for a group, the member the hash picks)
+	Group   []*Socket // the reuseport group that decided, if any
+}
+
+// Lookup says which socket receives p, as the kernel's receive path would
+// (linux-socket-rules.md §4). It changes nothing and does not allocate.
+func (h *Host) Lookup(p Packet) Delivery {
+	dst, src := unmapAP(p.Dst), unmapAP(p.Src)
+	if !h.isLocal(dst.Addr()) {
+		return Delivery{Verdict: Drop, Stage: StageNotLocal}
+	}
+	dev := int32(p.Dev)
+	if dev == 0 {
+		if i := h.ifaceFor(dst.Addr()); i != nil {
+			dev = int32(i.Index)
+		}
+	}
+	if p.Proto == UDP {
+		return h.udp.lookupUDP(src, dst, dev)
+	}
+	t := h.tcp
+	if s := t.flows[FlowKey{dst, src}]; s != nil && (s.dev == 0 || s.dev == dev) {
+		if s.kind() != kTimeWait {
+			return Delivery{Verdict: Deliver, Stage: StageEstablished, Socket: s}
+		}
+		if p.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
+			return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s}
+		}
+		if d := t.lookupListener(src, dst, dev); d.Verdict == Deliver {
+			d.Stage = StageTimeWaitSYN
+			return d
+		}
+		return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s} // TCP_TW_ACK
+	}
+	d := t.lookupListener(src, dst, dev)
+	if d.Verdict != Deliver {
+		if p.Flags&FlagRST != 0 {
+			return Delivery{Verdict: Drop, Stage: StageRSTToNobody}
+		}
+		return Delivery{Verdict: RST, Stage: StageNoSocket}
+	}
+	return d
+}
+
+// lookupListener is __inet_lookup_listener / inet6_lookup_listener: the
+// bucket of the exact address, then the wildcard bucket; in each, the
+// highest compute_score wins and a SO_REUSEPORT winner hands over to its
+// group at once.
+func (t *table) lookupListener(src, dst netip.AddrPort, dev int32) Delivery {
+	if s, g := t.bestListener(t.lst[lkey{dst.Addr(), dst.Port()}], src, dst, dev, false); s != nil {
+		return Delivery{Verdict: Deliver, Stage: StageListenerExact, Socket: s, Group: g}
+	}
+	if s, g := t.bestListener(t.lst[lkey{netip.Addr{}, dst.Port()}], src, dst, dev, true); s != nil {
+		return Delivery{Verdict: Deliver, Stage: StageListenerWildcard, Socket: s, Group: g}
+	}
+	return Delivery{Verdict: RST, Stage: StageNoSocket}
+}
+
+func (t *table) bestListener(list []*Socket, src, dst netip.AddrPort, dev int32, wild bool) (*Socket, []*Socket) {
+	v4 := dst.Addr().Is4()
+	best, score := (*Socket)(nil), 0
+	for _, s := range list {
+		sc := 1
+		if v4 {
+			// compute_score (inet_hashtables.c): never an IPV6_V6ONLY socket.
+			if s.fam == Inet6 && s.V6Only() {
+				continue
+			}
+			if s.fam == Inet {
+				sc++
+			}
+		} else {
+			// inet6 compute_score: AF_INET6 only, exact address (:: for the
+			// wildcard pass, so ::ffff:0.0.0.0 never receives IPv6).
+			if s.fam != Inet6 || (wild && !s.local.Addr().IsUnspecified()) {
+				continue
+			}
+		}
+		if s.dev != 0 {
+			if s.dev != dev {
+				continue
+			}
+			sc++
+		}
+		if sc > score {
+			if g := s.Group(); len(g) > 0 {
+				return t.pick(g, src, dst), g
+			}
+			best, score = s, sc
+		}
+	}
+	return best, nil
+}
+
+// pick chooses a group member by a seeded hash of the 4-tuple, as
+// reuseport_select_sock_by_hash does with reciprocal_scale.
+func (t *table) pick(g []*Socket, src, dst netip.AddrPort) *Socket {
+	h := hashAddr(t.h.net.seed^uint64(src.Port())<<16^uint64(dst.Port()), src.Addr())
+	h = hashAddr(h, dst.Addr())
+	return g[(uint64(uint32(h))*uint64(len(g)))>>32]
+}
+
+// lookupUDP is __udp4_lib_lookup / __udp6_lib_lookup: connected sockets
+// first (their score is +8), then the exact address slot, then the
+// wildcard slot; AF_INET scores above AF_INET6, a bound device adds 4;
+// ties go to the first in the slot, the most recently bound.
+func (t *table) lookupUDP(src, dst netip.AddrPort, dev int32) Delivery {
+	for _, s := range t.uflows[FlowKey{dst, src}] {
+		if s.dev == 0 || s.dev == dev {
+			if !(dst.Addr().Is4() && s.fam == Inet6 && s.V6Only()) {
+				return Delivery{Verdict: Deliver, Stage: StageUDPConnected, Socket: s}
+			}
+		}
+	}
+	if s, g := t.bestUDP(t.lst[lkey{dst.Addr(), dst.Port()}], src, dst, dev, false); s != nil {
+		return Delivery{Verdict: Deliver, Stage: StageUDPExact, Socket: s, Group: g}
+	}
+	if s, g := t.bestUDP(t.lst[lkey{netip.Addr{}, dst.Port()}], src, dst, dev, true); s != nil {
+		return Delivery{Verdict: Deliver, Stage: StageUDPWildcard, Socket: s, Group: g}
+	}
+	return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
+}
+
+func (t *table) bestUDP(list []*Socket, src, dst netip.AddrPort, dev int32, wild bool) (*Socket, []*Socket) {
+	v4 := dst.Addr().Is4()
+	best, score := (*Socket)(nil), 0
+	for _, s := range list {
+		sc := 1
+		if v4 {
+			if s.fam == Inet6 && s.V6Only() {
+				continue
+			}
+			if s.fam == Inet {
+				sc = 2
+			}
+		} else if s.fam != Inet6 || (wild && !s.local.Addr().IsUnspecified()) {
+			continue
+		}
+		if s.dev != 0 {
+			if s.dev != dev {
+				continue
+			}
+			sc += 4
+		}
+		if sc > score {
+			if g := s.Group(); len(g) > 0 {
+				return t.pick(g, src, dst), g
+			}
+			best, score = s, sc
+		}
+	}
+	return best, nil
+}

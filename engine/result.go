@@ -1,0 +1,74 @@
+package engine
+
+import "net/netip"
+
+// Rule names the rule that decided a result, in words for the trace.
+type Rule string
+
+// Result is the outcome of one operation: ok or an errno, the rule that
+// decided it, and the socket it conflicted with or reached, if any.
+type Result struct {
+	Err    Errno
+	Rule   Rule
+	Other  *Socket        // the conflicting holder, the listener reached, ...
+	Local  netip.AddrPort // the endpoint bound / the connection's local end
+	Remote netip.AddrPort // the connection's remote end
+}
+
+func fail(e Errno, r Rule) Result { return Result{Err: e, Rule: r} }
+
+func failWith(e Errno, r Rule, other *Socket) Result { return Result{Err: e, Rule: r, Other: other} }
+
+const (
+	ruleCreated          Rule = "socket created"
+	ruleBadFamily        Rule = "unsupported family/type combination"
+	ruleClosed           Rule = "socket already closed"
+	ruleUnixOption       Rule = "option not supported on AF_UNIX"
+	ruleProfileOption    Rule = "option not known on this OS"
+	ruleOptAfterBind     Rule = "option must be set before bind"
+	ruleV6OnlyOnV4       Rule = "IPV6_V6ONLY needs an AF_INET6 socket"
+	ruleV6OnlyAfterBind  Rule = "IPV6_V6ONLY cannot change once the socket has a port (ipv6_setsockopt)"
+	ruleNoDevice         Rule = "no such device"
+	rulePortRangeOrder   Rule = "IP_LOCAL_PORT_RANGE low above high"
+	ruleOptionSet        Rule = "option set"
+	ruleWrongFamily      Rule = "address family does not match the socket (EAFNOSUPPORT from __inet_bind)"
+	ruleShortAddr        Rule = "an IPv4 sockaddr is too short for an AF_INET6 socket"
+	ruleNotLocal         Rule = "address is not configured on this host (no IP_FREEBIND / ip_nonlocal_bind)"
+	rulePrivileged       Rule = "port below ip_unprivileged_port_start needs root"
+	ruleAlreadyBound     Rule = "socket is already bound"
+	ruleMappedOnV6Only   Rule = "v4-mapped address on an IPV6_V6ONLY socket"
+	ruleMcastStream      Rule = "multicast address on a stream socket"
+	ruleBound            Rule = "bound"
+	ruleBoundNoPort      Rule = "address recorded; IP_BIND_ADDRESS_NO_PORT defers the port to connect()"
+	ruleConflict         Rule = "port held by an overlapping socket whose options do not allow sharing"
+	ruleConflictListen   Rule = "a listener holds an overlapping address; SO_REUSEADDR never shares with a listener on Linux"
+	ruleConflictTW       Rule = "a TIME_WAIT connection still holds the port with its original socket's options"
+	rulePortsExhausted   Rule = "no free port in the local port range"
+	ruleBoundPort0       Rule = "port 0: the kernel picked a free port"
+	ruleListening        Rule = "listening"
+	ruleNotListenable    Rule = "socket is connected"
+	ruleListenUDP        Rule = "listen needs a stream socket"
+	ruleListenUnbound    Rule = "AF_UNIX listen needs a bound socket"
+	ruleIsConn           Rule = "socket is already connected"
+	ruleConnListening    Rule = "connect on a listening socket"
+	ruleNoRoute          Rule = "no route to the destination"
+	ruleMappedDstV6Only  Rule = "v4-mapped destination on an IPV6_V6ONLY socket"
+	ruleMulticastConnect Rule = "TCP cannot connect to a multicast or broadcast address"
+	ruleTupleInUse       Rule = "the 4-tuple is already in use"
+	ruleNoEphemeral      Rule = "no local port gives a unique 4-tuple toward this destination"
+	ruleUDPAutobindFail  Rule = "UDP autobind found no free port"
+	ruleRefused          Rule = "nothing listens there: the peer answered RST"
+	ruleConnected        Rule = "connected"
+	ruleConnectedExt     Rule = "connected (the peer is on no simulated host and is assumed to answer)"
+	ruleAccepted         Rule = "accepted"
+	ruleAcceptEmpty      Rule = "no connection waiting"
+	ruleAcceptNotListen  Rule = "accept on a socket that is not listening"
+	ruleClosedOK         Rule = "closed"
+	ruleUnixInUse        Rule = "the path exists in the filesystem (remove it with unlink)"
+	ruleUnixAbstractUse  Rule = "the abstract name is bound"
+	ruleUnixNoEntry      Rule = "no such file"
+	ruleUnixNotSocket    Rule = "nothing listens on that path"
+	ruleUnixWrongType    Rule = "the socket there has another type"
+	ruleUnlinked         Rule = "path removed"
+	ruleBadAddr          Rule = "address does not suit the socket"
+)

@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+)
+
+// kind is a port holder's state as the bind rules see it.
+type kind uint8
+
+const (
+	kBound     kind = iota // bound, not listening, not connected
+	kListen                // TCP_LISTEN
+	kConnected             // established, or a connected UDP socket
+	kTimeWait              // TIME_WAIT (or an orphaned FIN_WAIT2)
+)
+
+// attrs is everything a bind-conflict rule may ask about a port holder.
+// Holders with equal attrs are counted together, so a check costs the
+// number of distinct kinds of holder on a port, not the number of holders:
+// a wildcard bind on a port with 10,000 specific bindings reads a few
+// classes, not 10,000 sockets.
+type attrs struct {
+	uid       uint32
+	dev       int32
+	cat       cat
+	kind      kind
+	fam       Family
+	reuse     bool
+	reuseport bool
+	exclusive bool
+}
+
+func attrsOf(s *Socket) attrs {
+	return attrs{
+		uid: s.uid, dev: s.dev, cat: category(s.local.Addr(), s.V6Only()), kind: s.kind(), fam: s.fam,
+		reuse: s.ReuseAddr(), reuseport: s.ReusePort(), exclusive: s.flags&fExclusive != 0,
+	}
+}
+
+type class struct {
+	a   attrs
+	n   int32
+	rep *Socket // one member, for the trace; nil when it left (found again by a scan)
+}
+
+type classes []class
+
+func (cs *classes) add(a attrs, s *Socket) {
+	for i := range *cs {
+		if (*cs)[i].a == a {
+			(*cs)[i].n++
+			if (*cs)[i].rep == nil {
+				(*cs)[i].rep = s
+			}
+			return
+		}
+	}
+	*cs = append(*cs, class{a: a, n: 1, rep: s})
+}
+
+func (cs *classes) remove(a attrs, s *Socket) {
+	for i := range *cs {
+		c := &(*cs)[i]
+		if c.a != a {
+			continue
+		}
+		c.n--
+		if c.rep == s {
+			c.rep = nil
+		}
+		if c.n == 0 {
+			(*cs)[i] = (*cs)[len(*cs)-1]
+			*cs = (*cs)[:len(*cs)-1]
+		}
+		return
+	}
+}
+
+// portBucket holds the holders of one port: every holder in all (by attrs,
+// including the address category), and the holders of each specific
+// address again in byAddr, so a specific bind reads only its own address
+// and the wildcards (Linux's bhash2 layout).
+type portBucket struct {
+	all      classes
+	byAddr   map[netip.Addr]*classes
+	owners   int32
+	explicit int32 // holders whose port was not chosen by connect()
+}
+
+// FlowKey identifies a connection from its own side: local and remote
+// endpoint, IPv4 addresses unmapped.
+type FlowKey struct {
+	Local, Remote netip.AddrPort
+}
+
+func flowKeyOf(s *Socket) FlowKey {
+	return FlowKey{unmapAP(s.local), unmapAP(s.remote)}
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is4In6() {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap
+}
+
+// lkey is a lookup bucket: a port and a local address (unmapped; the zero
+// Addr for the wildcards 0.0.0.0, :: and ::ffff:0.0.0.0, which share one
+// bucket in Linux's lhash2/hash2 by construction of their hashes).
+type lkey struct {
+	addr netip.Addr
+	port uint16
+}
+
+func lkeyOf(s *Socket) lkey {
+	a := s.local.Addr().Unmap()
+	if a.IsUnspecified() {
+		a = netip.Addr{}
+	}
+	return lkey{addr: a, port: s.local.Port()}
+}
+
+// table is one protocol's socket table on a host (TCP and UDP are separate
+// port spaces; IPv4 and IPv6 share each).
+type table struct {
+	h     *Host
+	proto Proto
+
+	ports    map[uint16]*portBucket
+	explicit bitmap // ports that have explicit (non-connect) holders
+	used     bitmap // ports that have any holder
+
+	flows  map[FlowKey]*Socket   // TCP: every connection incl. TIME_WAIT; UDP: unused
+	uflows map[FlowKey][]*Socket // UDP connected sockets, most recent first
+	lst    map[lkey][]*Socket    // TCP listeners / UDP unconnected bound sockets
+
+	dests   map[destKey]*destPorts // ports connect() used per destination
+	perturb map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
+	rng     uint64
+	tw      []*Socket // TIME_WAIT and orphaned FIN_WAIT2 sockets
+}
+
+func newTable(h *Host, p Proto) *table {
+	return &table{
+		h: h, proto: p,
+		ports:  map[uint16]*portBucket{},
+		flows:  map[FlowKey]*Socket{},
+		uflows: map[FlowKey][]*Socket{},
+		lst:    map[lkey][]*Socket{},
+		dests:  map[destKey]*destPorts{},
+		rng:    h.net.seed ^ uint64(p)*0x9e3779b97f4a7c15 ^ hashString(h.Name),
+	}
+}
+
+// Reserve pre-sizes the connection map for n connections.
+func (h *Host) Reserve(p Proto, n int) {
+	t := h.table(p)
+	if len(t.flows) == 0 {
+		t.flows = make(map[FlowKey]*Socket, n)
+	}
+}
+
+func (t *table) addOwner(s *Socket) {
+	port := s.local.Port()
+	b := t.ports[port]
+	if b == nil {
+		b = &portBucket{}
+		t.ports[port] = b
+		t.used.set(port)
+	}
+	a := attrsOf(s)
+	b.all.add(a, s)
+	if !a.cat.wildcard() {
+		if b.byAddr == nil {
+			b.byAddr = map[netip.Addr]*classes{}
+		}
+		k := addrKey(s.local.Addr())
+		cs := b.byAddr[k]
+		if cs == nil {
+			cs = &classes{}
+			b.byAddr[k] = cs
+		}
+		cs.add(a, s)
+	}
+	b.owners++
+	if s.flags&fConnectBind == 0 {
+		b.explicit++
+		t.explicit.set(port)
+	}
+}
+
+func (t *table) removeOwner(s *Socket) {
+	port := s.local.Port()
+	b := t.ports[port]
+	if b == nil {
+		return
+	}
+	a := attrsOf(s)
+	b.all.remove(a, s)
+	if !a.cat.wildcard() {
+		k := addrKey(s.local.Addr())
+		if cs := b.byAddr[k]; cs != nil {
+			cs.remove(a, s)
+			if len(*cs) == 0 {
+				delete(b.byAddr, k)
+			}
+		}
+	}
+	b.owners--
+	if s.flags&fConnectBind == 0 {
+		// Since v6.18 a bucket whose explicit holders are all gone is
+		// connect()-shareable again ("tcp: Update bind bucket state on port
+		// release", inet_bind_bucket_destroy).
+		b.explicit--
+		if b.explicit == 0 {
+			t.explicit.clear(port)
+		}
+	}
+	if b.owners == 0 {
+		delete(t.ports, port)
+		t.used.clear(port)
+	}
+}
+
+// mode is how strict a conflict check is (Linux inet_bind_conflict's relax
+// and reuseport_ok): explicit binds and listen relax both; the port-0 search
+// relaxes neither, and its ip_autobind_reuse round relaxes only the first.
+type mode uint8
+
+const (
+	modeExplicit mode = iota
+	modeAuto
+	modeAutoRelax
+)
+
+// conflict returns a holder of port that keeps s (with attributes sa at
+// address addr) from binding it, and the errno to report, or nil.
+func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mode) (*Socket, Errno) {
+	b := t.ports[port]
+	if b == nil {
+		return nil, OK
+	}
+	rule := t.h.prof.conflictRule(t.proto)
+	for i := range b.all {
+		c := &b.all[i]
+		if !overlaps[sa.cat][c.a.cat] || (!sa.cat.wildcard() && !c.a.cat.wildcard()) {
+			continue // two specific addresses: only the same address can clash (below)
+		}
+		exact := sa.cat.wildcard() && c.a.cat.wildcard()
+		if e := rule(&sa, &c.a, exact, m); e != OK {
+			return t.rep(c, port, b, s), e
+		}
+	}
+	if sa.cat.wildcard() {
+		return nil, OK // wildcard against specific holders was decided by category above
+	}
+	if cs := b.byAddr[addrKey(addr)]; cs != nil {
+		for i := range *cs {
+			c := &(*cs)[i]
+			if !overlaps[sa.cat][c.a.cat] {
+				continue
+			}
+			if e := rule(&sa, &c.a, true, m); e != OK {
+				return t.rep(c, port, b, s), e
+			}
+		}
+	}
+	return nil, OK
+}
+
+// rep returns a member of class c, scanning for one if the remembered
+// member left (only on this error path).
+func (t *table) rep(c *class, port uint16, b *portBucket, self *Socket) *Socket {
+	if c.rep != nil {
+		return c.rep
+	}
+	for _, s := range t.h.socks {
+		if s != self && s.proto == t.proto && s.flags&fHasPort != 0 && s.local.Port() == port && attrsOf(s) == c.a {
+			c.rep = s
+			return s
+		}
+	}
+	return nil
+}
+
+// expireTimeWait drops TIME_WAIT / FIN_WAIT2 orphans whose timer ran out.
+func (t *table) expireTimeWait(now time.Duration) {
+	keep := t.tw[:0]
+	for _, s := range t.tw {
+		if s.state == Gone {
+			continue
+		}
+		if s.until <= now {
+			t.drop(s)
+			continue
+		}
+		keep = append(keep, s)
+	}
+	for i := len(keep); i < len(t.tw); i++ {
+		t.tw[i] = nil
+	}
+	t.tw = keep
+}

@@ -1,0 +1,120 @@
+package engine
+
+// unixTable is the AF_UNIX namespace of a host: filesystem paths, which
+// outlive their socket until unlinked, and abstract names ("@name"), which
+// vanish with it. Neither touches any port.
+type unixTable struct {
+	files    map[string]*Socket // path → the socket bound there (nil: a stale file)
+	abstract map[string]*Socket
+}
+
+func newUnixTable() *unixTable {
+	return &unixTable{files: map[string]*Socket{}, abstract: map[string]*Socket{}}
+}
+
+func isAbstract(path string) bool { return len(path) > 0 && path[0] == '@' }
+
+// BindUnix binds an AF_UNIX socket to a path or an abstract "@name"
+// (unix_bind: EADDRINUSE when the file exists, EINVAL when already bound).
+func (h *Host) BindUnix(s *Socket, path string) Result {
+	if s.Closed() {
+		return fail(EBADF, ruleClosed)
+	}
+	if s.fam != Unix {
+		return fail(EINVAL, ruleBadAddr)
+	}
+	if s.Path() != "" {
+		return fail(EINVAL, ruleAlreadyBound)
+	}
+	u := h.unix
+	if isAbstract(path) {
+		if o := u.abstract[path]; o != nil {
+			return failWith(EADDRINUSE, ruleUnixAbstractUse, o)
+		}
+		u.abstract[path] = s
+	} else {
+		if o, ok := u.files[path]; ok {
+			return failWith(EADDRINUSE, ruleUnixInUse, o)
+		}
+		u.files[path] = s
+	}
+	s.x().path = path
+	return Result{Rule: ruleBound}
+}
+
+// Unlink removes a path from the host's files.
+func (h *Host) Unlink(path string) Result {
+	if _, ok := h.unix.files[path]; !ok || isAbstract(path) {
+		return fail(ENOENT, ruleUnixNoEntry)
+	}
+	delete(h.unix.files, path)
+	return Result{Rule: ruleUnlinked}
+}
+
+// PathExists reports whether a unix socket file is at path.
+func (h *Host) PathExists(path string) bool { _, ok := h.unix.files[path]; return ok }
+
+// ConnectUnix connects to a path or abstract name: ENOENT when no file,
+// ECONNREFUSED when nobody listens there (unix_find_other,
+// unix_stream_connect), EPROTOTYPE-like mismatches as ECONNREFUSED.
+func (h *Host) ConnectUnix(s *Socket, path string) Result {
+	if s.Closed() {
+		return fail(EBADF, ruleClosed)
+	}
+	if s.fam != Unix {
+		return fail(EINVAL, ruleBadAddr)
+	}
+	if s.state == Established && s.proto == UnixStream {
+		return fail(EISCONN, ruleIsConn)
+	}
+	var o *Socket
+	if isAbstract(path) {
+		o = h.unix.abstract[path]
+		if o == nil {
+			return fail(ECONNREFUSED, ruleUnixNotSocket)
+		}
+	} else {
+		var ok bool
+		o, ok = h.unix.files[path]
+		if !ok {
+			return fail(ENOENT, ruleUnixNoEntry)
+		}
+		if o == nil {
+			return fail(ECONNREFUSED, ruleUnixNotSocket)
+		}
+	}
+	if o.proto != s.proto {
+		return failWith(ECONNREFUSED, ruleUnixWrongType, o)
+	}
+	if s.proto == UnixStream {
+		if o.state != Listen {
+			return failWith(ECONNREFUSED, ruleUnixNotSocket, o)
+		}
+		c := &Socket{fam: Unix, proto: UnixStream, uid: o.uid, state: Established, parent: o}
+		c.x().path = path
+		c.ext.peer = s
+		h.register(c)
+		o.x().queue = append(o.x().queue, c)
+		s.x().peer = c
+	}
+	s.state = Established
+	return Result{Rule: ruleConnected, Other: o}
+}
+
+// close leaves a stale file behind for a path (unix_release does not
+// unlink), and frees an abstract name.
+func (u *unixTable) close(s *Socket) {
+	p := s.Path()
+	if p == "" || s.parent != nil {
+		return
+	}
+	if isAbstract(p) {
+		if u.abstract[p] == s {
+			delete(u.abstract, p)
+		}
+		return
+	}
+	if u.files[p] == s {
+		u.files[p] = nil
+	}
+}
