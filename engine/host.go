@@ -97,11 +97,11 @@ type Host struct {
 	Routes []Route
 	Sysctl Sysctls
 
-	net  *Network
-	prof *Profile
-	tcp  *table
-	udp  *table
-	unix *unixTable
+	net   *Network
+	prof  *Profile
+	tcp   *table
+	udp   *table
+	unix  *unixTable
 	socks []*Socket
 }
 
