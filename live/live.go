@@ -34,7 +34,9 @@ type Socket struct {
 	UnixType string `json:"unix_type,omitempty"`
 	// V6Only is IPV6_V6ONLY of an AF_INET6 socket. The kernel reports it for
 	// LISTEN and unconnected (CLOSE/UNCONN) sockets only; it is nil when
-	// unknown (other states, AF_INET, unix, or the /proc fallback).
+	// unknown (other states, AF_INET, unix, or the /proc fallback). The
+	// kernel sets it for every socket bound to a specific IPv6 address,
+	// so in practice it separates [::] dual-stack from [::] v6-only.
 	// The pointed-to value may be shared: do not write through it.
 	V6Only *bool  `json:"v6only,omitempty"`
 	UID    uint32 `json:"uid"`
