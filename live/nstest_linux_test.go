@@ -136,5 +136,3 @@ func inodeOf(tb testing.TB, fd int) uint64 {
 	}
 	return st.Ino
 }
-
-func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
