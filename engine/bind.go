@@ -4,7 +4,9 @@ import "net/netip"
 
 // Bind is bind(2) for an inet socket, with Linux's errno precedence
 // (__inet_bind, __inet6_bind; linux-socket-rules.md §1.1).
-func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result {
+func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result { return h.bind(s, ap, s.uid) }
+
+func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	if s.Closed() {
 		return fail(EBADF, ruleClosed)
 	}
@@ -20,7 +22,7 @@ func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result {
 		if !h.bindableV4(s, a) {
 			return fail(EADDRNOTAVAIL, ruleNotLocal)
 		}
-		if r := h.bindCommon(s, port); r.Err != OK {
+		if r := h.bindCommon(s, port, caller); r.Err != OK {
 			return r
 		}
 	} else {
@@ -30,7 +32,7 @@ func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result {
 		if a.IsMulticast() && s.proto == TCP {
 			return fail(EINVAL, ruleMcastStream)
 		}
-		if r := h.bindCommon(s, port); r.Err != OK {
+		if r := h.bindCommon(s, port, caller); r.Err != OK {
 			return r
 		}
 		if a.Is4In6() {
@@ -90,8 +92,8 @@ func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result {
 
 // bindCommon holds the checks shared by both families, in their order:
 // the privileged port (EACCES), then a second bind (EINVAL).
-func (h *Host) bindCommon(s *Socket, port uint16) Result {
-	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && s.uid != 0 {
+func (h *Host) bindCommon(s *Socket, port uint16, caller uint32) Result {
+	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && caller != 0 {
 		return fail(EACCES, rulePrivileged)
 	}
 	if s.state != Closed || s.flags&fHasPort != 0 {
@@ -177,4 +179,10 @@ func anyAddr(f Family) netip.Addr {
 		return netip.IPv6Unspecified()
 	}
 	return netip.IPv4Unspecified()
+}
+
+// BindAs is bind(2) called by uid: the privileged-port test reads the
+// caller's credentials, the conflict rules the socket's owner (sk_uid).
+func (h *Host) BindAs(s *Socket, ap netip.AddrPort, uid uint32) Result {
+	return h.bind(s, ap, uid)
 }

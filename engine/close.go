@@ -38,7 +38,9 @@ func (h *Host) Close(s *Socket) Result {
 			h.resetPeer(c)
 			t.drop(c) // unaccepted children are reset (inet_csk_listen_stop)
 		}
-		s.ext.queue = nil
+		if s.ext != nil {
+			s.ext.queue = nil
+		}
 		h.gone(s)
 	case Established:
 		now := h.net.now

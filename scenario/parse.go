@@ -1,0 +1,454 @@
+package scenario
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socktab/socktab/engine"
+)
+
+// maxRepeat bounds "repeat N" so a typo cannot exhaust memory.
+const maxRepeat = 1 << 20
+
+type token struct {
+	s   string
+	col int
+}
+
+func tokenize(line string) []token {
+	var out []token
+	i := 0
+	for i < len(line) {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
+			i++
+		}
+		if i >= len(line) || line[i] == '#' {
+			break
+		}
+		j := i
+		for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' && line[j] != '#' {
+			j++
+		}
+		out = append(out, token{line[i:j], i + 1})
+		i = j
+	}
+	return out
+}
+
+// Parse reads a scenario. A malformed statement is an *Error naming
+// file:line:col; names must be assigned (socket, accept) before use.
+func Parse(file string, r io.Reader) (*Scenario, error) {
+	sc := &Scenario{File: file}
+	p := &parser{file: file, names: map[string]bool{}}
+	br := bufio.NewScanner(r)
+	br.Buffer(make([]byte, 64*1024), 1<<20)
+	n := 0
+	for br.Scan() {
+		n++
+		steps, err := p.line(n, br.Text())
+		if err != nil {
+			return nil, err
+		}
+		sc.Steps = append(sc.Steps, steps...)
+	}
+	if err := br.Err(); err != nil {
+		return nil, &Error{File: file, Line: n + 1, Col: 1, Msg: err.Error()}
+	}
+	return sc, nil
+}
+
+type parser struct {
+	file  string
+	names map[string]bool
+}
+
+func (p *parser) errf(line, col int, f string, a ...any) error {
+	return &Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(f, a...)}
+}
+
+func (p *parser) line(n int, text string) ([]Step, error) {
+	toks := tokenize(text)
+	if len(toks) == 0 {
+		return nil, nil
+	}
+	var exp *Expect
+	for i, t := range toks {
+		if t.s == "=>" {
+			if i == len(toks)-1 {
+				return nil, p.errf(n, t.col, "expected a result after =>")
+			}
+			if i != len(toks)-2 {
+				return nil, p.errf(n, toks[i+2].col, "one result after =>, got %q too", toks[i+2].s)
+			}
+			exp = &Expect{Result: toks[i+1].s, Col: toks[i+1].col}
+			toks = toks[:i]
+			break
+		}
+	}
+	if len(toks) == 0 {
+		return nil, p.errf(n, 1, "a result needs a statement before =>")
+	}
+	stmtText := strings.TrimSpace(text[toks[0].col-1 : toks[len(toks)-1].col-1+len(toks[len(toks)-1].s)])
+	count := 1
+	if toks[0].s == "repeat" {
+		if len(toks) < 3 {
+			return nil, p.errf(n, toks[0].col, "repeat needs a count and a statement: repeat N STATEMENT")
+		}
+		c, err := strconv.Atoi(toks[1].s)
+		if err != nil || c < 1 || c > maxRepeat {
+			return nil, p.errf(n, toks[1].col, "repeat count %q: want a number from 1 to %d", toks[1].s, maxRepeat)
+		}
+		count = c
+		toks = toks[2:]
+	}
+	var steps []Step
+	for i := 1; i <= count; i++ {
+		tt := toks
+		if count > 1 || strings.Contains(stmtText, "{i}") {
+			tt = make([]token, len(toks))
+			for k, t := range toks {
+				tt[k] = token{strings.ReplaceAll(t.s, "{i}", strconv.Itoa(i)), t.col}
+			}
+		}
+		st, err := p.statement(n, tt)
+		if err != nil {
+			return nil, err
+		}
+		st.File, st.Line, st.Text = p.file, n, stmtText
+		if exp != nil {
+			e := *exp
+			if err := p.checkExpect(n, &st, &e); err != nil {
+				return nil, err
+			}
+			st.Expect = &e
+		}
+		steps = append(steps, st)
+	}
+	return steps, nil
+}
+
+func (p *parser) checkExpect(n int, st *Step, e *Expect) error {
+	if st.Op == OpPacket {
+		switch e.Result {
+		case "rst", "icmp-port-unreachable", "drop":
+			return nil
+		}
+		for _, name := range strings.Split(e.Result, "|") {
+			if !validName(name) {
+				return p.errf(n, e.Col, "packet result %q: want a socket name, a|b, rst, icmp-port-unreachable or drop", e.Result)
+			}
+		}
+		return nil
+	}
+	if _, ok := engine.ParseErrno(e.Result); !ok {
+		return p.errf(n, e.Col, "unknown result %q: want ok or an errno name (%s)", e.Result, strings.Join(engine.Errnos()[1:], ", "))
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c == '-' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+var keywords = map[string]bool{"os": true, "host": true, "iface": true, "route": true, "sysctl": true, "uid": true,
+	"advance": true, "socket": true, "setsockopt": true, "bind": true, "listen": true, "connect": true,
+	"accept": true, "close": true, "unlink": true, "packet": true, "repeat": true}
+
+func (p *parser) statement(n int, toks []token) (Step, error) {
+	st := Step{}
+	if len(toks) >= 2 && toks[1].s == "=" {
+		name := toks[0]
+		if !validName(name.s) || keywords[name.s] {
+			return st, p.errf(n, name.col, "%q cannot name a socket", name.s)
+		}
+		if len(toks) < 3 || (toks[2].s != "socket" && toks[2].s != "accept") {
+			col := toks[1].col
+			if len(toks) >= 3 {
+				col = toks[2].col
+			}
+			return st, p.errf(n, col, "only socket and accept assign a name: %s = socket ... | accept SOCK", name.s)
+		}
+		st.Assign = name.s
+		toks = toks[2:]
+		defer func() { p.names[name.s] = true }()
+	}
+	kw := toks[0]
+	args := toks[1:]
+	need := func(k int, usage string) error {
+		if len(args) < k {
+			col := kw.col + len(kw.s)
+			return p.errf(n, col, "%s: missing arguments; usage: %s", kw.s, usage)
+		}
+		if len(args) > k {
+			return p.errf(n, args[k].col, "%s: unexpected %q; usage: %s", kw.s, args[k].s, usage)
+		}
+		return nil
+	}
+	sock := func(t token) (string, error) {
+		if !p.names[t.s] {
+			return "", p.errf(n, t.col, "unknown socket %q (assign it first: %s = socket ...)", t.s, t.s)
+		}
+		return t.s, nil
+	}
+	var err error
+	st.Op = Op(kw.s)
+	switch st.Op {
+	case OpOS:
+		if err = need(1, "os linux|windows|macos|freebsd"); err != nil {
+			return st, err
+		}
+		if _, e := engine.ProfileByName(args[0].s); e != nil {
+			return st, p.errf(n, args[0].col, "%v", e)
+		}
+		st.Str = args[0].s
+	case OpHost:
+		if err = need(1, "host NAME"); err != nil {
+			return st, err
+		}
+		if !validName(args[0].s) {
+			return st, p.errf(n, args[0].col, "bad host name %q", args[0].s)
+		}
+		st.Str = args[0].s
+	case OpIface:
+		if len(args) < 2 {
+			return st, p.errf(n, kw.col, "usage: iface NAME ADDR/PREFIX...")
+		}
+		st.Str = args[0].s
+		for _, a := range args[1:] {
+			pf, e := netip.ParsePrefix(a.s)
+			if e != nil {
+				return st, p.errf(n, a.col, "bad address/prefix %q (want e.g. 192.0.2.1/24 or 2001:db8::1/64)", a.s)
+			}
+			st.Prefixes = append(st.Prefixes, pf)
+		}
+	case OpRoute:
+		if err = need(2, "route default|PREFIX IFACE"); err != nil {
+			return st, err
+		}
+		if args[0].s == "default" {
+			st.Prefixes = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		} else {
+			pf, e := netip.ParsePrefix(args[0].s)
+			if e != nil {
+				return st, p.errf(n, args[0].col, "bad prefix %q", args[0].s)
+			}
+			st.Prefixes = []netip.Prefix{pf}
+		}
+		st.Str = args[1].s
+	case OpSysctl:
+		if len(args) < 2 {
+			return st, p.errf(n, kw.col, "usage: sysctl NAME VALUE...")
+		}
+		if !engine.KnownSysctl(args[0].s) {
+			return st, p.errf(n, args[0].col, "unknown sysctl %q (known: %s)", args[0].s, strings.Join(engine.SysctlNames, ", "))
+		}
+		st.Str = args[0].s
+		for _, a := range args[1:] {
+			st.Values = append(st.Values, a.s)
+		}
+	case OpUID:
+		if err = need(1, "uid N"); err != nil {
+			return st, err
+		}
+		v, e := strconv.ParseUint(args[0].s, 10, 32)
+		if e != nil {
+			return st, p.errf(n, args[0].col, "bad uid %q", args[0].s)
+		}
+		st.Int = int(v)
+	case OpAdvance:
+		if err = need(1, "advance DURATION (e.g. 61s, 2m)"); err != nil {
+			return st, err
+		}
+		d, e := time.ParseDuration(args[0].s)
+		if e != nil || d < 0 {
+			return st, p.errf(n, args[0].col, "bad duration %q (want e.g. 61s, 500ms, 2m)", args[0].s)
+		}
+		st.Duration = d
+	case OpSocket:
+		if st.Assign == "" {
+			return st, p.errf(n, kw.col, "socket needs a name: NAME = socket FAMILY TYPE")
+		}
+		if err = need(2, "NAME = socket inet|inet6 tcp|udp | unix stream|dgram"); err != nil {
+			return st, err
+		}
+		fams := map[string]engine.Family{"inet": engine.Inet, "inet6": engine.Inet6, "unix": engine.Unix}
+		f, ok := fams[args[0].s]
+		if !ok {
+			return st, p.errf(n, args[0].col, "unknown family %q (want inet, inet6 or unix)", args[0].s)
+		}
+		protos := map[string]engine.Proto{"tcp": engine.TCP, "udp": engine.UDP, "stream": engine.UnixStream, "dgram": engine.UnixDgram}
+		pr, ok := protos[args[1].s]
+		if !ok {
+			return st, p.errf(n, args[1].col, "unknown type %q (want tcp, udp, stream or dgram)", args[1].s)
+		}
+		st.Family, st.Proto = f, pr
+	case OpSetsockopt:
+		if len(args) < 3 {
+			return st, p.errf(n, kw.col, "usage: setsockopt SOCK OPTION VALUE")
+		}
+		if st.Sock, err = sock(args[0]); err != nil {
+			return st, err
+		}
+		o, ok := engine.ParseOption(args[1].s)
+		if !ok {
+			return st, p.errf(n, args[1].col, "unknown option %q", args[1].s)
+		}
+		st.Option = o
+		vals := args[2:]
+		switch o {
+		case engine.SO_BINDTODEVICE:
+			if len(vals) != 1 {
+				return st, p.errf(n, args[2].col, "SO_BINDTODEVICE takes one interface name (\"\" to unbind)")
+			}
+			st.Str = strings.Trim(vals[0].s, `"`)
+		case engine.IP_LOCAL_PORT_RANGE:
+			if len(vals) != 2 {
+				return st, p.errf(n, args[2].col, "IP_LOCAL_PORT_RANGE takes two ports: LOW HIGH (0 = no bound)")
+			}
+			lo, e1 := strconv.ParseUint(vals[0].s, 10, 16)
+			hi, e2 := strconv.ParseUint(vals[1].s, 10, 16)
+			if e1 != nil || e2 != nil {
+				return st, p.errf(n, vals[0].col, "IP_LOCAL_PORT_RANGE ports must be 0..65535")
+			}
+			st.Int = int(lo) | int(hi)<<16
+		default:
+			if len(vals) != 1 || (vals[0].s != "0" && vals[0].s != "1") {
+				return st, p.errf(n, args[2].col, "%s takes 0 or 1", o)
+			}
+			st.Int, _ = strconv.Atoi(vals[0].s)
+		}
+	case OpBind, OpConnect:
+		if err = need(2, string(kw.s)+" SOCK ADDR:PORT|[ADDR]:PORT|/path|@abstract"); err != nil {
+			return st, err
+		}
+		if st.Sock, err = sock(args[0]); err != nil {
+			return st, err
+		}
+		if err = p.endpoint(n, args[1], &st); err != nil {
+			return st, err
+		}
+	case OpListen, OpClose:
+		if err = need(1, kw.s+" SOCK"); err != nil {
+			return st, err
+		}
+		if st.Sock, err = sock(args[0]); err != nil {
+			return st, err
+		}
+	case OpAccept:
+		if err = need(1, "[NAME =] accept SOCK"); err != nil {
+			return st, err
+		}
+		if st.Sock, err = sock(args[0]); err != nil {
+			return st, err
+		}
+	case OpUnlink:
+		if err = need(1, "unlink /path"); err != nil {
+			return st, err
+		}
+		if !strings.HasPrefix(args[0].s, "/") {
+			return st, p.errf(n, args[0].col, "unlink takes an absolute path")
+		}
+		st.Path = args[0].s
+	case OpPacket:
+		if err = p.packet(n, kw, args, &st); err != nil {
+			return st, err
+		}
+	default:
+		return st, p.errf(n, kw.col, "unknown statement %q", kw.s)
+	}
+	return st, nil
+}
+
+func (p *parser) endpoint(n int, t token, st *Step) error {
+	if strings.HasPrefix(t.s, "/") || strings.HasPrefix(t.s, "@") {
+		if len(t.s) < 2 {
+			return p.errf(n, t.col, "empty unix path")
+		}
+		st.Path = t.s
+		return nil
+	}
+	ap, err := parseAddrPort(t.s)
+	if err != nil {
+		return p.errf(n, t.col, "%v", err)
+	}
+	st.Addr = ap
+	return nil
+}
+
+// parseAddrPort reads 1.2.3.4:80, [::1]:80 or [::ffff:1.2.3.4]:80.
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		if a, e := netip.ParseAddr(s); e == nil {
+			return netip.AddrPort{}, fmt.Errorf("address %q needs a port (%s)", s, map[bool]string{true: a.String() + ":PORT", false: "[" + a.String() + "]:PORT"}[a.Is4()])
+		}
+		return netip.AddrPort{}, fmt.Errorf("bad address %q (want 192.0.2.1:80 or [2001:db8::1]:80)", s)
+	}
+	return ap, nil
+}
+
+var flagNames = map[string]uint8{"syn": engine.FlagSYN, "ack": engine.FlagACK, "rst": engine.FlagRST, "fin": engine.FlagFIN}
+
+func (p *parser) packet(n int, kw token, args []token, st *Step) error {
+	usage := "packet tcp|udp SRC -> DST [syn|ack|rst|fin...] [dev IFACE]"
+	if len(args) < 4 {
+		return p.errf(n, kw.col, "usage: %s", usage)
+	}
+	switch args[0].s {
+	case "tcp":
+		st.Proto = engine.TCP
+	case "udp":
+		st.Proto = engine.UDP
+	default:
+		return p.errf(n, args[0].col, "packet protocol %q: want tcp or udp", args[0].s)
+	}
+	src, err := parseAddrPort(args[1].s)
+	if err != nil {
+		return p.errf(n, args[1].col, "%v", err)
+	}
+	if args[2].s != "->" {
+		return p.errf(n, args[2].col, "expected -> between source and destination, got %q", args[2].s)
+	}
+	dst, err := parseAddrPort(args[3].s)
+	if err != nil {
+		return p.errf(n, args[3].col, "%v", err)
+	}
+	if src.Addr().Unmap().Is4() != dst.Addr().Unmap().Is4() {
+		return p.errf(n, args[3].col, "source and destination must both be IPv4 or both IPv6")
+	}
+	st.Src, st.Addr = src, dst
+	rest := args[4:]
+	for i := 0; i < len(rest); i++ {
+		t := rest[i]
+		if t.s == "dev" {
+			if i+1 >= len(rest) {
+				return p.errf(n, t.col, "dev needs an interface name")
+			}
+			st.Dev = rest[i+1].s
+			i++
+			continue
+		}
+		f, ok := flagNames[t.s]
+		if !ok || st.Proto == engine.UDP {
+			return p.errf(n, t.col, "unexpected %q; usage: %s (flags only for tcp)", t.s, usage)
+		}
+		st.Flags |= f
+	}
+	if st.Proto == engine.TCP && st.Flags == 0 {
+		st.Flags = engine.FlagSYN
+	}
+	return nil
+}
