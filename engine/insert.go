@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// SocketSpec describes a socket that already exists, as read from a live
+// machine or built for a benchmark: Insert places it in the tables without
+// judging it (the kernel already did).
+type SocketSpec struct {
+	Name          string
+	Family        Family
+	Proto         Proto
+	State         State
+	Local, Remote netip.AddrPort
+	Path          string // AF_UNIX
+	UID           uint32
+	V6Only        bool
+	ReuseAddr     bool
+	ReusePort     bool
+	Dev           int
+	Inode         uint64
+	ConnectBind   bool // the port was chosen by connect(), so connect() may share it
+}
+
+// Insert adds an existing socket to the host's tables.
+func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
+	s := &Socket{Name: sp.Name, fam: sp.Family, proto: sp.Proto, state: sp.State, uid: sp.UID, dev: int32(sp.Dev)}
+	if sp.Inode != 0 {
+		s.x().inode = sp.Inode
+	}
+	for cond, f := range map[bool]sflags{sp.V6Only: fV6Only, sp.ReuseAddr: fReuseAddr, sp.ReusePort: fReusePort} {
+		if cond {
+			s.flags |= f
+		}
+	}
+	if sp.Family == Unix {
+		if sp.Path != "" {
+			s.x().path = sp.Path
+			if isAbstract(sp.Path) {
+				h.unix.abstract[sp.Path] = s
+			} else if sp.State == Listen || h.unix.files[sp.Path] == nil {
+				h.unix.files[sp.Path] = s
+			}
+		}
+		h.register(s)
+		return s, nil
+	}
+	if sp.Family != Inet && sp.Family != Inet6 || (sp.Proto != TCP && sp.Proto != UDP) {
+		return nil, fmt.Errorf("insert: bad family/protocol %s/%s", sp.Family, sp.Proto)
+	}
+	if sp.Family == Inet6 && !sp.Local.Addr().IsUnspecified() && !sp.Local.Addr().Is4In6() {
+		s.flags |= fV6Only
+	}
+	s.local, s.remote = sp.Local, sp.Remote
+	if sp.State == TimeWait || sp.State == FinWait2 {
+		s.flags |= fClosed // a timewait sock has no user: it is an orphan
+	}
+	h.register(s)
+	if sp.Local.Port() == 0 {
+		return s, nil
+	}
+	s.flags |= fHasPort | fHasAddr
+	if sp.ConnectBind {
+		s.flags |= fConnectBind
+	}
+	t := h.table(sp.Proto)
+	t.addOwner(s)
+	switch {
+	case sp.Proto == TCP && sp.State == Listen:
+		t.hashListener(s)
+	case sp.Proto == TCP && sp.State != Closed:
+		t.flows[flowKeyOf(s)] = s
+		if sp.ConnectBind {
+			t.addDest(s)
+		}
+	case sp.Proto == UDP && sp.State == Established:
+		k := flowKeyOf(s)
+		t.uflows[k] = insertOrdered(t.uflows[k], s)
+	case sp.Proto == UDP:
+		t.hashUDP(s)
+	}
+	return s, nil
+}
