@@ -68,4 +68,3 @@ func diffKeys(t *testing.T, what string, got, want []string) {
 	}
 	t.Errorf("%s: sockets differ (got %d, want %d):%s", what, len(got), len(want), b.String())
 }
-
