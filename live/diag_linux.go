@@ -43,6 +43,9 @@ type diagConn struct {
 	c *netlink.Conn
 }
 
+// dialDiagFn is replaced in tests to simulate kernels without sock_diag.
+var dialDiagFn = dialDiag
+
 func dialDiag() (*diagConn, error) {
 	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, &netlink.Config{MessageBufferSize: recvBufSize})
 	if err != nil {

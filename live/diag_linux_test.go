@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mdlayher/netlink"
@@ -196,4 +197,92 @@ func BenchmarkParseInet(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/socket")
+}
+
+// fakeKernel answers sock_diag requests from the recordings, except for
+// the protocols in missing, which get -ENOENT in NLMSG_DONE like a kernel
+// without that diag module.
+func fakeKernel(t *testing.T, missing map[uint8]bool) *diagConn {
+	rec := map[[2]uint8]string{
+		{unix.AF_INET, unix.IPPROTO_TCP}:  "tcp4.bin",
+		{unix.AF_INET6, unix.IPPROTO_TCP}: "tcp6.bin",
+		{unix.AF_INET6, unix.IPPROTO_UDP}: "udp6.bin",
+		{unix.AF_UNIX, 0}:                 "unix.bin",
+	}
+	return &diagConn{c: nltest.Dial(func(req []netlink.Message) ([]netlink.Message, error) {
+		h := netlink.Header{Sequence: req[0].Header.Sequence, PID: req[0].Header.PID}
+		fam, proto := req[0].Data[0], req[0].Data[1]
+		if fam == unix.AF_UNIX {
+			proto = 0
+		}
+		if missing[proto] {
+			h.Type, h.Flags = netlink.Done, netlink.Multi
+			return []netlink.Message{{Header: h, Data: binary.NativeEndian.AppendUint32(nil, negErrno(unix.ENOENT))}}, nil
+		}
+		var msgs []netlink.Message
+		if f, ok := rec[[2]uint8{fam, proto}]; ok {
+			for _, m := range readRecorded(t, f) {
+				m.Header.Sequence, m.Header.PID = h.Sequence, h.PID
+				msgs = append(msgs, m)
+			}
+		}
+		return nltest.Multipart(append(msgs, netlink.Message{Header: h}))
+	})}
+}
+
+func TestCollectFallbacks(t *testing.T) {
+	defer func(f func() (*diagConn, error)) { dialDiagFn = f }(dialDiagFn)
+
+	// No UDP diag module: UDP comes from /proc/net, the rest from netlink.
+	dialDiagFn = func() (*diagConn, error) { return fakeKernel(t, map[uint8]bool{unix.IPPROTO_UDP: true}), nil }
+	sn, err := Read(Options{ProcRoot: "testdata/proc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.Source != "netlink+proc" {
+		t.Errorf("Source = %q, want netlink+proc", sn.Source)
+	}
+	if !slices.Contains(sn.Missing, "v6only unknown (read from /proc/net)") ||
+		!slices.ContainsFunc(sn.Missing, func(s string) bool { return strings.HasPrefix(s, "udp/inet6: sock_diag unavailable") }) {
+		t.Errorf("Missing = %q", sn.Missing)
+	}
+	var udp, v6listen int
+	for _, s := range sn.Sockets {
+		switch {
+		case s.Proto == "udp":
+			udp++
+			if s.V6Only != nil {
+				t.Errorf("UDP from /proc with v6only: %s", key(s, false))
+			}
+		case s.Proto == "tcp" && s.Family == "inet6" && s.State == "LISTEN":
+			v6listen++
+			if s.V6Only == nil {
+				t.Errorf("TCP from netlink without v6only: %s", key(s, false))
+			}
+		}
+	}
+	if udp != 5 || v6listen != 3 {
+		t.Errorf("%d UDP sockets (want 5 from /proc), %d inet6 TCP listeners (want 3 from netlink)", udp, v6listen)
+	}
+
+	// No sock_diag at all.
+	dialDiagFn = func() (*diagConn, error) { return nil, unix.EPROTONOSUPPORT }
+	sn, err = Read(Options{ProcRoot: "testdata/proc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.Source != "proc" || len(sn.Sockets) != len(wantProc) {
+		t.Errorf("Source = %q with %d sockets, want proc with %d", sn.Source, len(sn.Sockets), len(wantProc))
+	}
+
+	// A real failure is an error, not a silent fallback.
+	dialDiagFn = func() (*diagConn, error) {
+		return &diagConn{c: nltest.Dial(func(req []netlink.Message) ([]netlink.Message, error) {
+			h := netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: req[0].Header.Sequence, PID: req[0].Header.PID}
+			return []netlink.Message{{Header: h, Data: binary.NativeEndian.AppendUint32(nil, negErrno(unix.ENOBUFS))}}, nil
+		})}, nil
+	}
+	if _, err := Read(Options{ProcRoot: "testdata/proc"}); !errors.Is(err, unix.ENOBUFS) {
+		t.Errorf("err = %v, want ENOBUFS", err)
+	}
 }

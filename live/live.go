@@ -124,7 +124,12 @@ type Options struct {
 	// TCP, UDP and Unix select the tables; all false means all three.
 	TCP, UDP, Unix bool
 	// States is a bitmask of kernel states (1<<TCPListen, ...); 0 means
-	// all, including TCP sockets that are bound but not listening.
+	// all, including TCP sockets that are bound but not listening. It
+	// applies to every table: UDP sockets are ESTABLISHED (connected) or
+	// CLOSE (unconnected), unix sockets LISTEN, ESTABLISHED or CLOSE, so
+	// StatesListen returns no UDP sockets while StatesListening does.
+	// Netlink filters in the kernel; the /proc fallback filters after
+	// reading.
 	States uint32
 	// Processes fills Socket.Processes from /proc/*/fd.
 	Processes bool

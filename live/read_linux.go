@@ -67,7 +67,7 @@ func collect(opts Options, label string) (*Snapshot, error) {
 	var dc *diagConn
 	if !opts.ForceProc {
 		var err error
-		dc, err = dialDiag()
+		dc, err = dialDiagFn()
 		if err != nil {
 			note("netlink sock_diag unavailable (%v): sockets read from /proc/net", err)
 			dc = nil
