@@ -160,3 +160,6 @@ type bitmap [1024]uint64
 func (b *bitmap) set(p uint16)      { b[p>>6] |= 1 << (p & 63) }
 func (b *bitmap) clear(p uint16)    { b[p>>6] &^= 1 << (p & 63) }
 func (b *bitmap) has(p uint16) bool { return b[p>>6]&(1<<(p&63)) != 0 }
+
+// Has reports whether port p is set.
+func (b *bitmap) Has(p uint16) bool { return b.has(p) }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/socktab/socktab/inspect"
+	"github.com/socktab/socktab/live"
+	"github.com/spf13/cobra"
+)
+
+// liveFlags are shared by every command that reads the machine.
+type liveFlags struct {
+	netns    string
+	netnsPID int
+	allNetns bool
+	output   string
+}
+
+func (f *liveFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.netns, "netns", "", "read the network namespace NAME (under /run/netns)")
+	c.Flags().IntVar(&f.netnsPID, "netns-pid", 0, "read the network namespace of process PID")
+	c.Flags().BoolVar(&f.allNetns, "all-netns", false, "read every network namespace in use")
+	c.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+}
+
+// read takes snapshots of the chosen namespaces and loads each into the
+// engine. Notes on what could not be read go to stderr.
+func (f *liveFlags) read(opts live.Options, stderr io.Writer) ([]*inspect.Table, error) {
+	if f.output != "text" && f.output != "json" {
+		return nil, fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	var snaps []*live.Snapshot
+	var err error
+	if f.netns != "" || f.netnsPID != 0 || f.allNetns {
+		snaps, err = live.ReadNetns(live.NetnsTarget{Name: f.netns, PID: f.netnsPID, All: f.allNetns}, opts)
+	} else {
+		var s *live.Snapshot
+		s, err = live.Read(opts)
+		snaps = []*live.Snapshot{s}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "socktab: not root: other users' process owners and other namespaces may be missing")
+	}
+	var tabs []*inspect.Table
+	for _, s := range snaps {
+		for _, m := range s.Missing {
+			fmt.Fprintf(stderr, "socktab: %s%s\n", nsPrefix(s.Netns), m)
+		}
+		t, err := inspect.Load(s)
+		if err != nil {
+			return nil, err
+		}
+		tabs = append(tabs, t)
+	}
+	return tabs, nil
+}
+
+func nsPrefix(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return "[" + ns + "] "
+}
+
+// jsonSocket is the stable -o json schema of a socket.
+type jsonSocket struct {
+	Proto     string         `json:"proto"`
+	Family    string         `json:"family"`
+	State     string         `json:"state"`
+	Local     string         `json:"local"`
+	Remote    *string        `json:"remote"`
+	V6Only    *bool          `json:"v6only"`
+	UID       uint32         `json:"uid"`
+	Inode     uint64         `json:"inode"`
+	RecvQ     uint32         `json:"recv_q"`
+	SendQ     uint32         `json:"send_q"`
+	Netns     string         `json:"netns"`
+	Processes []live.Process `json:"processes"`
+}
+
+func toJSON(s *live.Socket) jsonSocket {
+	j := jsonSocket{Proto: s.Proto, Family: s.Family, State: s.State, V6Only: s.V6Only, UID: s.UID,
+		Inode: s.Inode, RecvQ: s.RecvQ, SendQ: s.SendQ, Netns: s.Netns, Processes: s.Processes}
+	if j.Processes == nil {
+		j.Processes = []live.Process{}
+	}
+	if s.Family == "unix" {
+		j.Local = s.Path
+		if s.Path == "" {
+			j.Local = "*"
+		}
+	} else {
+		j.Local = s.Local.String()
+		if s.Remote.IsValid() && (s.Remote.Port() != 0 || !s.Remote.Addr().IsUnspecified()) {
+			r := s.Remote.String()
+			j.Remote = &r
+		}
+	}
+	return j
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,176 @@
+// Package inspect answers questions about a live machine by loading its
+// sockets (read by package live) into the same engine the simulator uses:
+// who would receive a packet, would a bind succeed, what is exposed, how
+// close the ephemeral ports are to exhaustion. It has no rules of its own.
+package inspect
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/live"
+)
+
+// Table is one namespace's live sockets loaded into an engine host.
+type Table struct {
+	Snap   *live.Snapshot
+	Host   *engine.Host
+	bySock map[*engine.Socket]*live.Socket
+}
+
+// Live returns the live record behind an engine socket, or nil.
+func (t *Table) Live(s *engine.Socket) *live.Socket { return t.bySock[s] }
+
+var stateOf = map[string]engine.State{
+	"LISTEN": engine.Listen, "ESTAB": engine.Established, "SYN-SENT": engine.Established,
+	"SYN-RECV": engine.Established, "FIN-WAIT-1": engine.Established, "CLOSE-WAIT": engine.CloseWait,
+	"LAST-ACK": engine.CloseWait, "CLOSING": engine.Established, "FIN-WAIT-2": engine.FinWait2,
+	"TIME-WAIT": engine.TimeWait, "CLOSE": engine.Closed, "UNCONN": engine.Closed,
+}
+
+// Load builds an engine host from a snapshot: its interfaces, the sysctls
+// the rules read, and every socket. What sock_diag cannot tell is inferred
+// and documented: sockets sharing an identical address and port must have
+// had SO_REUSEPORT (UDP: SO_REUSEADDR); a connection whose local port is in
+// the ephemeral range and not a listener's port was bound by connect().
+func Load(snap *live.Snapshot) (*Table, error) {
+	h := engine.NewNetwork(engine.Linux, 1).AddHost(label(snap.Netns))
+	for _, i := range snap.Interfaces {
+		if i.Name == "lo" {
+			continue // AddHost made lo with 127.0.0.1/8 and ::1
+		}
+		h.AddIface(i.Name, i.Addrs...)
+	}
+	sc := snap.Sysctls
+	if sc.PortLow > 0 {
+		h.Sysctl.PortLow, h.Sysctl.PortHigh = sc.PortLow, sc.PortHigh
+	}
+	h.Sysctl.UnprivilegedStart = sc.UnprivilegedPortStart
+	h.Sysctl.BindV6Only, h.Sysctl.TWReuse = sc.BindV6Only, sc.TCPTWReuse
+	h.Sysctl.NonlocalBind4, h.Sysctl.NonlocalBind6 = sc.NonlocalBind4, sc.NonlocalBind6
+	if len(sc.ReservedPorts) > 0 {
+		vals := make([]string, len(sc.ReservedPorts))
+		for i, p := range sc.ReservedPorts {
+			vals[i] = strconv.Itoa(int(p))
+		}
+		h.Sysctl.Set("net.ipv4.ip_local_reserved_ports", vals)
+	}
+	t := &Table{Snap: snap, Host: h, bySock: make(map[*engine.Socket]*live.Socket, len(snap.Sockets))}
+	type bk struct {
+		proto string
+		ap    netip.AddrPort
+	}
+	shared := map[bk]int{}
+	listenPorts := map[bk]bool{}
+	for i := range snap.Sockets {
+		ls := &snap.Sockets[i]
+		if ls.State == "LISTEN" || ls.State == "UNCONN" {
+			shared[bk{ls.Proto, ls.Local}]++
+			listenPorts[bk{ls.Proto, netip.AddrPortFrom(netip.Addr{}, ls.Local.Port())}] = true
+		}
+	}
+	for i := range snap.Sockets {
+		ls := &snap.Sockets[i]
+		sp, ok := specOf(ls)
+		if !ok {
+			continue
+		}
+		if ls.State == "LISTEN" || ls.State == "UNCONN" {
+			if shared[bk{ls.Proto, ls.Local}] > 1 {
+				sp.ReusePort = true
+				sp.ReuseAddr = ls.Proto == "udp"
+			}
+		} else if sp.Proto == engine.TCP && sp.State != engine.Closed {
+			p := int(ls.Local.Port())
+			sp.ConnectBind = p >= h.Sysctl.PortLow && p <= h.Sysctl.PortHigh &&
+				!listenPorts[bk{ls.Proto, netip.AddrPortFrom(netip.Addr{}, ls.Local.Port())}]
+		}
+		s, err := h.Insert(sp)
+		if err != nil {
+			return nil, fmt.Errorf("load %s %s: %v", ls.Proto, ls.Local, err)
+		}
+		s.Name = Name(ls)
+		t.bySock[s] = ls
+	}
+	return t, nil
+}
+
+func specOf(ls *live.Socket) (engine.SocketSpec, bool) {
+	sp := engine.SocketSpec{Local: ls.Local, Remote: ls.Remote, UID: ls.UID, Dev: ls.BoundDev, Inode: ls.Inode, Path: ls.Path}
+	st, ok := stateOf[ls.State]
+	if !ok {
+		return sp, false
+	}
+	sp.State = st
+	switch ls.Family {
+	case "inet":
+		sp.Family = engine.Inet
+	case "inet6":
+		sp.Family = engine.Inet6
+		sp.V6Only = ls.V6Only != nil && *ls.V6Only
+	case "unix":
+		sp.Family = engine.Unix
+		sp.Proto = engine.UnixStream
+		if ls.UnixType == "dgram" {
+			sp.Proto = engine.UnixDgram
+		}
+		return sp, true
+	default:
+		return sp, false
+	}
+	switch ls.Proto {
+	case "tcp":
+		sp.Proto = engine.TCP
+	case "udp":
+		sp.Proto = engine.UDP
+	default:
+		return sp, false
+	}
+	if sp.Family == engine.Inet6 && ls.Local.Addr().Is4() {
+		// sock_diag reports v4-mapped addresses of AF_INET6 sockets as such;
+		// keep the engine's view consistent if a reader unmapped them.
+		sp.Local = netip.AddrPortFrom(netip.AddrFrom16(ls.Local.Addr().As16()), ls.Local.Port())
+	}
+	return sp, true
+}
+
+func label(ns string) string {
+	if ns == "" {
+		return "host"
+	}
+	return ns
+}
+
+// Name labels a live socket by its owners ("nginx(812)") or its inode.
+func Name(ls *live.Socket) string {
+	if len(ls.Processes) > 0 {
+		p := ls.Processes[0]
+		n := fmt.Sprintf("%s(%d)", p.Command, p.PID)
+		if len(ls.Processes) > 1 {
+			n += fmt.Sprintf("+%d", len(ls.Processes)-1)
+		}
+		return n
+	}
+	return fmt.Sprintf("inode:%d", ls.Inode)
+}
+
+// Owners describes who holds a socket: "nginx (pid 812)", or its uid and
+// inode when the owners were not read.
+func Owners(ls *live.Socket) string {
+	if ls == nil {
+		return "?"
+	}
+	if len(ls.Processes) == 0 {
+		return fmt.Sprintf("uid %d, inode %d", ls.UID, ls.Inode)
+	}
+	out := ""
+	for i, p := range ls.Processes {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s (pid %d)", p.Command, p.PID)
+	}
+	return out
+}
