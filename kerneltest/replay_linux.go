@@ -1,0 +1,458 @@
+//go:build linux
+
+package kerneltest
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/scenario"
+)
+
+// connectWait is how long a non-blocking connect may take before it counts
+// as "in progress" (ok): the engine assumes an unknown peer answers.
+const connectWait = 200 * time.Millisecond
+
+// ksock is a real socket of the replay.
+type ksock struct {
+	name    string
+	fd      int
+	fam     engine.Family
+	proto   engine.Proto
+	closed  bool
+	listen  bool
+	device  bool  // SO_BINDTODEVICE set
+	stashed []int // children a packet probe accepted before the scenario did
+}
+
+// replayer runs one scenario in its own namespace, on one locked thread.
+type replayer struct {
+	ns, peer *netns
+	tmp      string // AF_UNIX paths live here
+	abstract string // prefix of abstract names
+	uid      int
+	socks    map[string]*ksock
+	all      []*ksock
+	anon     int
+	ifaces   map[string]bool
+	local    []netip.Addr // addresses of iface statements
+	host     string
+	dead     string // once set, every later step is not comparable
+}
+
+// Replay runs sc against the kernel in a fresh network namespace and
+// returns one Result per step.
+func Replay(sc *scenario.Scenario) ([]Result, error) {
+	ns, err := addNetns()
+	if err != nil {
+		return nil, err
+	}
+	r := &replayer{ns: ns, socks: map[string]*ksock{}, ifaces: map[string]bool{}}
+	defer r.cleanup()
+	r.tmp, err = os.MkdirTemp("", "socktab-kt-")
+	if err != nil {
+		return nil, err
+	}
+	os.Chmod(r.tmp, 0o777) // binds as another uid create files here
+	r.abstract = "@" + ns.name + "-"
+	type answer struct {
+		res []Result
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		// Locked and never unlocked: the thread leaves with the goroutine
+		// and never runs other code inside the namespace or as another uid.
+		runtime.LockOSThread()
+		if err := ns.enter(); err != nil {
+			ch <- answer{nil, err}
+			return
+		}
+		r.tune()
+		res := make([]Result, len(sc.Steps))
+		for i := range sc.Steps {
+			res[i] = r.step(&sc.Steps[i])
+		}
+		ch <- answer{res, nil}
+	}()
+	a := <-ch
+	return a.res, a.err
+}
+
+// tune lifts the ICMP rate limits, so every unreachable port answers.
+func (r *replayer) tune() {
+	for _, p := range []string{"net/ipv4/icmp_ratelimit", "net/ipv4/icmp_msgs_per_sec", "net/ipv6/icmp/ratelimit"} {
+		v := "0"
+		if strings.HasSuffix(p, "per_sec") {
+			v = "100000"
+		}
+		os.WriteFile("/proc/sys/"+p, []byte(v), 0)
+	}
+}
+
+func (r *replayer) cleanup() {
+	for _, s := range r.all {
+		if !s.closed {
+			unix.Close(s.fd)
+		}
+		for _, c := range s.stashed {
+			unix.Close(c)
+		}
+	}
+	if r.tmp != "" {
+		os.RemoveAll(r.tmp)
+	}
+	if r.peer != nil {
+		r.peer.del()
+	}
+	r.ns.del()
+}
+
+func (r *replayer) asRoot(f func() error) error {
+	if r.uid != 0 {
+		seteuid(0)
+		defer seteuid(r.uid)
+	}
+	return f()
+}
+
+func ok(err error) Result { return Result{Result: errName(err)} }
+
+func skip(why string) Result { return Result{Skip: why} }
+
+func (r *replayer) step(st *scenario.Step) Result {
+	if r.dead != "" {
+		return skip(r.dead)
+	}
+	switch st.Op {
+	case scenario.OpOS:
+		if st.Str != "linux" {
+			r.dead = "os " + st.Str
+			return skip(r.dead)
+		}
+		return Result{Result: "ok"}
+	case scenario.OpHost:
+		if r.host != "" && r.host != st.Str {
+			r.dead = "a second host (the replay has one namespace)"
+			return skip(r.dead)
+		}
+		r.host = st.Str
+		return Result{Result: "ok"}
+	case scenario.OpIface:
+		return r.iface(st)
+	case scenario.OpRoute:
+		for _, p := range st.Prefixes {
+			if err := r.asRoot(func() error { return r.ns.ip("route", "add", p.String(), "dev", st.Str) }); err != nil {
+				return skip(err.Error())
+			}
+		}
+		return Result{Result: "ok"}
+	case scenario.OpSysctl:
+		return r.sysctl(st)
+	case scenario.OpUID:
+		if err := seteuid(0); err != nil {
+			return skip("setresuid: " + err.Error())
+		}
+		if err := seteuid(st.Int); err != nil {
+			return skip("setresuid: " + err.Error())
+		}
+		r.uid = st.Int
+		return Result{Result: "ok"}
+	case scenario.OpAdvance:
+		if st.Duration > 2*time.Second {
+			r.dead = "advance " + st.Duration.String() + ": the kernel's timers cannot be skipped"
+			return skip(r.dead)
+		}
+		time.Sleep(st.Duration)
+		return Result{Result: "ok"}
+	case scenario.OpSocket:
+		return r.socket(st)
+	case scenario.OpUnlink:
+		err := os.Remove(r.path(st.Path))
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return ok(err)
+	case scenario.OpPacket:
+		return r.packet(st)
+	}
+	s := r.socks[st.Sock]
+	if s == nil {
+		return skip("unknown socket " + st.Sock)
+	}
+	if s.closed {
+		return Result{Result: "EBADF"}
+	}
+	switch st.Op {
+	case scenario.OpSetsockopt:
+		return r.setsockopt(s, st)
+	case scenario.OpBind:
+		sa, err := r.sockaddr(st)
+		if err != nil {
+			return skip(err.Error())
+		}
+		return ok(unix.Bind(s.fd, sa))
+	case scenario.OpListen:
+		err := unix.Listen(s.fd, 128)
+		if err == nil {
+			s.listen = true
+		}
+		return ok(err)
+	case scenario.OpConnect:
+		return r.connect(s, st)
+	case scenario.OpAccept:
+		return r.accept(s, st)
+	case scenario.OpClose:
+		s.closed = true
+		for _, c := range s.stashed {
+			unix.Close(c)
+		}
+		s.stashed = nil
+		return ok(unix.Close(s.fd))
+	}
+	return skip("unknown statement " + string(st.Op))
+}
+
+func (r *replayer) iface(st *scenario.Step) Result {
+	err := r.asRoot(func() error {
+		if st.Str != "lo" && !r.ifaces[st.Str] {
+			if err := r.veth(st.Str); err != nil {
+				return err
+			}
+			r.ifaces[st.Str] = true
+		}
+		for _, p := range st.Prefixes {
+			args := []string{"addr", "add", p.String(), "dev", st.Str}
+			if p.Addr().Is6() {
+				args = append(args, "nodad")
+			}
+			if err := r.ns.ip(args...); err != nil {
+				return err
+			}
+			r.local = append(r.local, p.Addr())
+		}
+		return nil
+	})
+	if err != nil {
+		return skip(err.Error())
+	}
+	return Result{Result: "ok"}
+}
+
+// veth makes interface name in the namespace, one end of a veth pair whose
+// other end is in the peer namespace; both ends are up.
+func (r *replayer) veth(name string) error {
+	if r.peer == nil {
+		p, err := addNetns()
+		if err != nil {
+			return err
+		}
+		r.peer = p
+	}
+	pn := "p" + strings.TrimPrefix(name, "p")
+	if len(pn) > 15 {
+		pn = pn[:15]
+	}
+	if err := r.ns.ip("link", "add", name, "type", "veth", "peer", "name", pn, "netns", r.peer.name); err != nil {
+		return err
+	}
+	if err := r.peer.ip("link", "set", pn, "up"); err != nil {
+		return err
+	}
+	return r.ns.ip("link", "set", name, "up")
+}
+
+func (r *replayer) sysctl(st *scenario.Step) Result {
+	sep := " "
+	if st.Str == "net.ipv4.ip_local_reserved_ports" {
+		sep = ","
+	}
+	path := "/proc/sys/" + strings.ReplaceAll(st.Str, ".", "/")
+	var err error
+	r.asRoot(func() error {
+		var f *os.File
+		if f, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+			return err
+		}
+		_, err = f.WriteString(strings.Join(st.Values, sep) + "\n")
+		if e := f.Close(); err == nil {
+			err = e
+		}
+		return err
+	})
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) {
+		return skip("sysctl " + st.Str + ": " + err.Error())
+	}
+	return ok(err)
+}
+
+func (r *replayer) socket(st *scenario.Step) Result {
+	dom, typ := unix.AF_INET, unix.SOCK_STREAM
+	switch st.Family {
+	case engine.Inet6:
+		dom = unix.AF_INET6
+	case engine.Unix:
+		dom = unix.AF_UNIX
+	}
+	if st.Proto == engine.UDP || st.Proto == engine.UnixDgram {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(dom, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ok(err)
+	}
+	r.add(&ksock{name: st.Assign, fd: fd, fam: st.Family, proto: st.Proto})
+	return Result{Result: "ok"}
+}
+
+func (r *replayer) add(s *ksock) {
+	r.socks[s.name] = s
+	r.all = append(r.all, s)
+}
+
+func (r *replayer) setsockopt(s *ksock, st *scenario.Step) Result {
+	var err error
+	switch st.Option {
+	case engine.SO_REUSEADDR:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, st.Int)
+	case engine.SO_REUSEPORT:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, st.Int)
+	case engine.IPV6_V6ONLY:
+		err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, st.Int)
+	case engine.IP_FREEBIND:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_IP, unix.IP_FREEBIND, st.Int)
+	case engine.IP_BIND_ADDRESS_NO_PORT:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, st.Int)
+	case engine.IP_LOCAL_PORT_RANGE:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_IP, unix.IP_LOCAL_PORT_RANGE, st.Int)
+	case engine.SO_BINDTODEVICE:
+		err = unix.SetsockoptString(s.fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, st.Str)
+		if err == nil {
+			s.device = st.Str != ""
+		}
+	default:
+		err = unix.ENOPROTOOPT // not a Linux option
+	}
+	return ok(err)
+}
+
+// path maps a scenario path into the run's temp dir, and an abstract
+// "@name" to a name unique to the run.
+func (r *replayer) path(p string) string {
+	if strings.HasPrefix(p, "@") {
+		return r.abstract + p[1:]
+	}
+	return filepath.Join(r.tmp, strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_"))
+}
+
+func (r *replayer) sockaddr(st *scenario.Step) (unix.Sockaddr, error) {
+	if st.Path != "" {
+		p := r.path(st.Path)
+		if len(p) > 107 {
+			return nil, fmt.Errorf("unix path %q too long once mapped", st.Path)
+		}
+		return &unix.SockaddrUnix{Name: p}, nil
+	}
+	return inetAddr(st.Addr), nil
+}
+
+// inetAddr writes ap as the scenario wrote it: a sockaddr_in for IPv4, a
+// sockaddr_in6 for IPv6 and v4-mapped addresses, whatever the socket.
+func inetAddr(ap netip.AddrPort) unix.Sockaddr {
+	a := ap.Addr()
+	if a.Is4() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+}
+
+func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
+	sa, err := r.sockaddr(st)
+	if err != nil {
+		return skip(err.Error())
+	}
+	err = unix.Connect(s.fd, sa)
+	if errors.Is(err, unix.EINPROGRESS) {
+		err = finishConnect(s.fd, sa, connectWait)
+	}
+	return ok(err)
+}
+
+// finishConnect waits for a non-blocking connect to finish, then asks
+// connect() again for the outcome, as a blocking connect would have
+// returned it: that also puts a failed socket back to unconnected (reading
+// SO_ERROR instead would leave it "connecting", and the next connect would
+// fail with ECONNABORTED). One still in progress at the deadline counts as
+// success: the engine assumes an unknown peer answers.
+func finishConnect(fd int, sa unix.Sockaddr, d time.Duration) error {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		n, err := unix.Poll(pfd, int(left/time.Millisecond)+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		err = unix.Connect(fd, sa)
+		if errors.Is(err, unix.EISCONN) || errors.Is(err, unix.EALREADY) {
+			return nil
+		}
+		return err
+	}
+}
+
+func (r *replayer) accept(s *ksock, st *scenario.Step) Result {
+	var fd int
+	var err error
+	if len(s.stashed) > 0 {
+		fd, s.stashed = s.stashed[0], s.stashed[1:]
+	} else {
+		fd, _, err = unix.Accept4(s.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	}
+	if err != nil {
+		return ok(err)
+	}
+	name := st.Assign
+	if name == "" {
+		r.anon++
+		name = fmt.Sprintf("%s.child%d", st.Sock, r.anon)
+	}
+	r.add(&ksock{name: name, fd: fd, fam: s.fam, proto: s.proto})
+	return Result{Result: "ok"}
+}
+
+// listeners lists the open listening TCP sockets by name.
+func (r *replayer) listeners() []*ksock {
+	var out []*ksock
+	for _, s := range r.socks {
+		if s.listen && !s.closed && s.proto == engine.TCP {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
