@@ -38,10 +38,7 @@ var stateOf = map[string]engine.State{
 func Load(snap *live.Snapshot) (*Table, error) {
 	h := engine.NewNetwork(engine.Linux, 1).AddHost(label(snap.Netns))
 	for _, i := range snap.Interfaces {
-		if i.Name == "lo" {
-			continue // AddHost made lo with 127.0.0.1/8 and ::1
-		}
-		h.AddIface(i.Name, i.Addrs...)
+		h.AddIface(i.Name, i.Addrs...) // lo exists already; its extra addresses join it
 	}
 	sc := snap.Sysctls
 	if sc.PortLow > 0 {
