@@ -22,7 +22,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		if !h.bindableV4(s, a) {
 			return fail(EADDRNOTAVAIL, ruleNotLocal)
 		}
-		if r := h.bindCommon(s, port, caller); r.Err != OK {
+		if r := h.bindCommon(s, a, port, caller); r.Err != OK {
 			return r
 		}
 	} else {
@@ -32,7 +32,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		if a.IsMulticast() && s.proto == TCP {
 			return fail(EINVAL, ruleMcastStream)
 		}
-		if r := h.bindCommon(s, port, caller); r.Err != OK {
+		if r := h.bindCommon(s, a, port, caller); r.Err != OK {
 			return r
 		}
 		if a.Is4In6() {
@@ -74,7 +74,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		rule = ruleBoundPort0
 	} else if other, e := t.conflict(s, attrsOf(s), a, port, modeExplicit); e != OK {
 		s.flags, s.local = old, netip.AddrPort{}
-		return failWith(e, conflictRuleFor(other), other)
+		return failWith(e, h.conflictWhy(e, s, other), other)
 	}
 	s.flags |= fHasPort | fHasAddr
 	if !a.IsUnspecified() {
@@ -92,8 +92,9 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 
 // bindCommon holds the checks shared by both families, in their order:
 // the privileged port (EACCES), then a second bind (EINVAL).
-func (h *Host) bindCommon(s *Socket, port uint16, caller uint32) Result {
-	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && caller != 0 {
+func (h *Host) bindCommon(s *Socket, a netip.Addr, port uint16, caller uint32) Result {
+	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && caller != 0 &&
+		!(h.prof.PrivilegedSpecificOnly && a.IsUnspecified()) {
 		return fail(EACCES, rulePrivileged)
 	}
 	if s.state != Closed || s.flags&fHasPort != 0 {
@@ -107,6 +108,15 @@ func (h *Host) bindCommon(s *Socket, port uint16, caller uint32) Result {
 func (h *Host) bindableV4(s *Socket, a netip.Addr) bool {
 	return a.IsUnspecified() || a.IsMulticast() || h.isLocal(a) || h.isBroadcast(a) ||
 		h.Sysctl.NonlocalBind4 || s.flags&fFreeBind != 0
+}
+
+// conflictWhy names the rule behind a bind conflict: the profile's own
+// words when it has them, else Linux's by the holder's state.
+func (h *Host) conflictWhy(e Errno, s, other *Socket) Rule {
+	if h.prof.conflictWhy != nil {
+		return h.prof.conflictWhy(e, s, other)
+	}
+	return conflictRuleFor(other)
 }
 
 func conflictRuleFor(other *Socket) Rule {
@@ -165,7 +175,7 @@ func (h *Host) Listen(s *Socket) Result {
 			if other, e := t.conflict(s, attrsOf(s), s.local.Addr(), s.local.Port(), modeExplicit); e != OK {
 				s.state = Closed
 				t.addOwner(s)
-				return failWith(e, conflictRuleFor(other), other)
+				return failWith(e, h.conflictWhy(e, s, other), other)
 			}
 		}
 		t.addOwner(s)

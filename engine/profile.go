@@ -23,6 +23,12 @@ type Profile struct {
 	Sources          []string // where the rules come from, for the README and the trace
 	tcpRule, udpRule conflictRule
 	errName          func(Errno) string
+
+	conflictWhy func(e Errno, s, holder *Socket) Rule // the trace's reason for a bind conflict; nil: Linux's
+
+	// PrivilegedSpecificOnly: below PrivilegedBelow only a bind to a
+	// specific address needs root, a wildcard bind does not (XNU in_pcbbind).
+	PrivilegedSpecificOnly bool
 }
 
 // conflictRule decides whether a new socket with attributes s may share a
