@@ -3,9 +3,9 @@ package engine
 // The FreeBSD and macOS profiles. Both kernels keep 4.4BSD's in_pcbbind:
 // the rules below are read from their source, cited per rule:
 //
-//   - FreeBSD: sys/netinet/in_pcb.c in_pcbbind_setup (in_pcbbind_avail in
-//     15.x), sys/netinet6/in6_pcb.c in6_pcbbind_avail, in_pcb_lport_dest,
-//     in_pcblookup_local; github.com/freebsd/freebsd-src.
+//   - FreeBSD: sys/netinet/in_pcb.c in_pcbbind_setup (14.x; in_pcbbind_avail
+//     in later sources), sys/netinet6/in6_pcb.c in6_pcbbind_avail,
+//     in_pcb_lport_dest, in_pcblookup_local; github.com/freebsd/freebsd-src.
 //   - macOS: XNU bsd/netinet/in_pcb.c in_pcbbind and
 //     bsd/netinet6/in6_pcb.c in6_pcbbind; github.com/apple-oss-distributions/xnu.
 //
@@ -44,8 +44,9 @@ package engine
 // FreeBSD is FreeBSD 14/15's rules.
 var FreeBSD = register(&Profile{
 	Name: "freebsd",
-	// inet6(4): net.inet6.ip6.v6only "Defaults to on"; sys/netinet6/in6_proto.c
-	// initialises ip6_v6only to 1.
+	// sys/netinet6/in6_proto.c: "VNET_DEFINE(int, ip6_v6only) = 1;", the
+	// default of net.inet6.ip6.v6only (inet6(4) "Defaults to on"; the man
+	// page wording is quoted from the issue, the source value was checked).
 	V6OnlyDefault: true,
 	// sys/netinet/in.h IPPORT_EPHEMERALFIRST 10000, IPPORT_EPHEMERALLAST
 	// 65535, the defaults of net.inet.ip.portrange.first/last

@@ -443,3 +443,23 @@ func TestNoListenRecheck(t *testing.T) {
 		})
 	}
 }
+
+// The trace names each profile's own rule, not Linux's.
+func TestConflictReasons(t *testing.T) {
+	h := otherHost(t, Windows)
+	mustBind(t, h, sock(t, h, Inet, TCP, 1000), wild4, 8080)
+	if r := h.Bind(sock(t, h, Inet, TCP, 1001, SO_REUSEADDR), netip.AddrPortFrom(wild4, 8080)); r.Rule != ruleWinDenied2 {
+		t.Fatalf("windows DENIED: %q", r.Rule)
+	}
+	if r := h.Bind(sock(t, h, Inet, TCP, 1000), netip.AddrPortFrom(wild4, 8080)); r.Rule != ruleWinInUse {
+		t.Fatalf("windows INUSE: %q", r.Rule)
+	}
+	h = otherHost(t, FreeBSD)
+	mustBind(t, h, sock(t, h, Inet, TCP, 1000), wild4, 8080)
+	if r := h.Bind(sock(t, h, Inet, TCP, 1001), netip.AddrPortFrom(spec4, 8080)); r.Rule != ruleBSDOtherUser {
+		t.Fatalf("freebsd other user: %q", r.Rule)
+	}
+	if r := h.Bind(sock(t, h, Inet, TCP, 1000), netip.AddrPortFrom(spec4, 8080)); r.Rule != ruleBSDConflict {
+		t.Fatalf("freebsd conflict: %q", r.Rule)
+	}
+}
