@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -49,6 +50,7 @@ func parseRecordedProc(t *testing.T, states uint32) []Socket {
 		if err != nil {
 			t.Fatal(err)
 		}
+		data = recordedToHostOrder(data)
 		if err := parseProcInet(p, data, f.proto, f.v6, states); err != nil {
 			t.Fatalf("%s: %v", f.file, err)
 		}
@@ -63,10 +65,45 @@ func parseRecordedProc(t *testing.T, states uint32) []Socket {
 	return p.out
 }
 
-func TestParseProcRecorded(t *testing.T) {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		t.Skip("testdata/proc/net was recorded on a little-endian machine")
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// recordedToHostOrder rewrites a /proc/net/{tcp,udp}[6] table recorded on
+// a little-endian machine as a kernel of this machine's byte order would
+// print it: each 8-hex-digit address word is a host-order integer, so on a
+// big-endian machine its bytes are swapped.
+func recordedToHostOrder(data []byte) []byte {
+	if littleEndian {
+		return data
 	}
+	out := slices.Clone(data)
+	lines := bytes.SplitAfter(out, []byte("\n"))
+	for _, line := range lines[1:] {
+		rest := line
+		var f []byte
+		for i := 0; i < 3; i++ {
+			start := len(line) - len(rest)
+			f, rest = nextField(rest)
+			if len(f) == 0 {
+				break
+			}
+			if i == 0 {
+				continue
+			}
+			off := start + bytes.Index(line[start:], f)
+			hexAddr := line[off : off+bytes.IndexByte(f, ':')]
+			for w := 0; w+8 <= len(hexAddr); w += 8 {
+				word := hexAddr[w : w+8]
+				for k := 0; k < 4; k += 2 {
+					word[k], word[6-k] = word[6-k], word[k]
+					word[k+1], word[7-k] = word[7-k], word[k+1]
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestParseProcRecorded(t *testing.T) {
 	got := parseRecordedProc(t, ^uint32(0))
 	want := slices.Clone(wantProc)
 	slices.Sort(want)
@@ -141,7 +178,7 @@ func TestParseProcMalformed(t *testing.T) {
 	}
 	// Queues: tx is SendQ, rx is RecvQ.
 	line := "   0: 0100007F:0016 0100007F:D431 01 0000000A:00000014 00:00000000 00000000  1000        0 77 1\n"
-	if err := parseProcInet(p, []byte(hdr+line), "tcp", false, ^uint32(0)); err != nil {
+	if err := parseProcInet(p, recordedToHostOrder([]byte(hdr+line)), "tcp", false, ^uint32(0)); err != nil {
 		t.Fatal(err)
 	}
 	s := p.out[0]
