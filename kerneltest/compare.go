@@ -94,3 +94,25 @@ func Report(sc *scenario.Scenario, eng []scenario.Outcome, kern []Result, m Mism
 	}
 	return b.String()
 }
+
+// NonLinux returns the OS a scenario names with "os", when not linux.
+func NonLinux(text string) string {
+	for _, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "os" && f[1] != "linux" {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// Statements counts the statement lines of a scenario.
+func Statements(text string) int {
+	n := 0
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			n++
+		}
+	}
+	return n
+}

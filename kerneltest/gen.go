@@ -314,13 +314,20 @@ func (g *gen) packet() {
 	udp := g.pct(40)
 	v6 := g.pct(30)
 	src, dst := pick(g, "127.0.0.1", "127.0.0.5"), pick(g, "127.0.0.1", "127.0.0.2", "127.0.0.9")
-	if g.eth && g.pct(40) {
-		dst = "192.0.2.1"
-	}
 	if v6 {
 		src, dst = "[::1]", "[::1]"
-		if g.eth && g.pct(40) {
-			dst = "[2001:db8::1]"
+	}
+	if g.eth && g.pct(40) {
+		src, dst = "192.0.2.1", "192.0.2.1"
+		if v6 {
+			src, dst = "[2001:db8::1]", "[2001:db8::1]"
+		}
+		if g.pct(50) {
+			// From another host, through the veth.
+			src = pick(g, "198.51.100.20", "192.0.2.77")
+			if v6 {
+				src = pick(g, "[2001:db8::77]", "[2001:db8:2::20]")
+			}
 		}
 	}
 	g.pport++

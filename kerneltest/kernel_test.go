@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -30,16 +31,35 @@ type group struct {
 	name string
 	mu   sync.Mutex
 	t    Tally
+	why  map[string]int // why steps were not comparable
 }
 
 func (g *group) log(t *testing.T) {
 	t.Logf("kernel replay (%s): %s", g.name, g.t)
+	var whys []string
+	for w, n := range g.why {
+		whys = append(whys, fmt.Sprintf("%5d  %s", n, w))
+	}
+	sort.Strings(whys)
+	for _, w := range whys {
+		t.Logf("  not comparable: %s", w)
+	}
 }
 
 // replay runs text through the engine and the kernel and reports each
 // disagreement; it returns the scenario's tally.
 func (g *group) replay(t *testing.T, file, text string, seed uint64) {
 	t.Helper()
+	if os := NonLinux(text); os != "" {
+		g.mu.Lock()
+		g.t.NotComparable += Statements(text)
+		if g.why == nil {
+			g.why = map[string]int{}
+		}
+		g.why["os "+os] += Statements(text)
+		g.mu.Unlock()
+		t.Skipf("os %s: the engine's %s profile has no kernel here", os, os)
+	}
 	sc, err := scenario.Parse(file, strings.NewReader(text))
 	if err != nil {
 		t.Fatalf("parse: %v\n%s", err, text)
@@ -55,6 +75,16 @@ func (g *group) replay(t *testing.T, file, text string, seed uint64) {
 	tally, ms := Compare(sc, eng, kern)
 	g.mu.Lock()
 	g.t.Add(tally)
+	if g.why == nil {
+		g.why = map[string]int{}
+	}
+	for i, k := range kern {
+		if k.Skip != "" {
+			g.why[k.Skip]++
+		} else if i >= len(eng) {
+			g.why["the engine stopped before this step"]++
+		}
+	}
 	g.mu.Unlock()
 	if len(ms) == 0 {
 		return
@@ -135,4 +165,28 @@ func TestReplayRandom(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestReplayShow replays the scenario file named by KT_SHOW and logs every
+// step with the engine's and the kernel's result (go test -run Show -v).
+func TestReplayShow(t *testing.T) {
+	f := os.Getenv("KT_SHOW")
+	if f == "" {
+		t.Skip("set KT_SHOW=path/to/file.scenario")
+	}
+	needNetns(t)
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenario.Parse(f, strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := scenario.Run(sc, scenario.Options{Seed: 1})
+	kern, err := Replay(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", Report(sc, eng, kern, Mismatch{Index: -1, Step: &scenario.Step{File: f}}))
 }

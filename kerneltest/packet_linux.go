@@ -5,6 +5,7 @@ package kerneltest
 import (
 	"errors"
 	"net/netip"
+	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,9 +14,9 @@ import (
 	"github.com/socktab/socktab/scenario"
 )
 
-// udpWait bounds how long a probe datagram, or the ICMP error it causes,
-// may take to arrive.
-const udpWait = 100 * time.Millisecond
+// probeWait bounds how long a probe's answer (SYN-ACK or RST, the datagram
+// or the ICMP error it causes) may take; none by then is "drop".
+const probeWait = 500 * time.Millisecond
 
 // packet answers a "packet" step with real traffic: a SYN is a connect()
 // from a probe socket bound to the source, and the answer is which listener
@@ -27,15 +28,20 @@ func (r *replayer) packet(st *scenario.Step) Result {
 		return skip("only a plain SYN can be probed")
 	}
 	src, dst := unmapAP(st.Src), unmapAP(st.Addr)
-	if !r.isLocal(src.Addr()) {
-		return skip("the source is not an address of this host")
-	}
-	if st.Dev != "" {
-		return skip("a probe from this host arrives on lo, not on " + st.Dev)
-	}
-	for _, s := range r.socks {
-		if s.device && !s.closed {
-			return skip("a probe from this host arrives on lo; a socket is bound to a device")
+	in := "" // the interface a packet from another host comes in on
+	if r.isLocal(src.Addr()) {
+		if why := r.localProbeOK(st, src, dst); why != "" {
+			return skip(why)
+		}
+	} else {
+		var why string
+		if in, why = r.ingress(st, dst); why != "" {
+			return skip(why)
+		}
+		undo, err := r.routePeer(in, src.Addr(), dst.Addr())
+		defer undo()
+		if err != nil {
+			return skip(err.Error())
 		}
 	}
 	dom := unix.AF_INET
@@ -46,9 +52,17 @@ func (r *replayer) packet(st *scenario.Step) Result {
 	if st.Proto == engine.UDP {
 		typ = unix.SOCK_DGRAM
 	}
-	var fd int
+	fd := -1
 	var err error
 	r.asRoot(func() error {
+		if in != "" {
+			// Made in the peer namespace, the probe's traffic comes in
+			// on the veth as from another host.
+			if err = r.peer.enter(); err != nil {
+				return err
+			}
+			defer r.ns.enter()
+		}
 		fd, err = unix.Socket(dom, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err == nil {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
@@ -57,7 +71,7 @@ func (r *replayer) packet(st *scenario.Step) Result {
 		return err
 	})
 	if err != nil {
-		if fd > 0 {
+		if fd >= 0 {
 			unix.Close(fd)
 		}
 		return skip("probe socket at " + src.String() + ": " + errName(err))
@@ -74,13 +88,9 @@ func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	err := unix.Connect(fd, inetAddr(dst))
 	if errors.Is(err, unix.EINPROGRESS) {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-		if n, _ := unix.Poll(pfd, int(connectWait/time.Millisecond)); n == 0 {
+		err = finishConnect(fd, inetAddr(dst), probeWait)
+		if errors.Is(err, errPending) {
 			return Result{Result: "drop"}
-		}
-		err = unix.Connect(fd, inetAddr(dst))
-		if errors.Is(err, unix.EISCONN) {
-			err = nil
 		}
 	}
 	switch {
@@ -129,7 +139,7 @@ func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
 	local, _ := unix.Getsockname(fd)
 	me := unmapAP(addrPortOf(local))
 	buf := make([]byte, 64)
-	deadline := time.Now().Add(udpWait)
+	deadline := time.Now().Add(probeWait)
 	for {
 		got := ""
 		for _, s := range r.all {
@@ -157,6 +167,86 @@ func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// localProbeOK says why a probe from this host cannot stand for the
+// packet, or "".
+func (r *replayer) localProbeOK(st *scenario.Step, src, dst netip.AddrPort) string {
+	if st.Dev != "" {
+		return "a probe from this host arrives on lo, not on " + st.Dev
+	}
+	for _, s := range r.socks {
+		if s.device && !s.closed {
+			return "a probe from this host arrives on lo; a socket is bound to a device"
+		}
+	}
+	if src.Addr().Is6() && src.Addr().IsLoopback() && !dst.Addr().IsLoopback() {
+		return "the kernel never sends from ::1 to another address"
+	}
+	return ""
+}
+
+// ingress is the interface a packet from another host to dst arrives on:
+// st's dev, or the veth that carries dst.
+func (r *replayer) ingress(st *scenario.Step, dst netip.AddrPort) (string, string) {
+	if dst.Addr().IsLoopback() {
+		return "", "a packet from another host to a loopback address is a martian"
+	}
+	if st.Dev != "" {
+		if !r.ifaces[st.Dev] {
+			return "", "no veth for dev " + st.Dev
+		}
+		return st.Dev, ""
+	}
+	var names []string
+	for n := range r.ifaces {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, p := range r.addrs[n] {
+			if p.Addr() == dst.Addr() {
+				return n, ""
+			}
+		}
+	}
+	if len(names) == 0 || r.isLocal(dst.Addr()) {
+		return "", "no interface that a packet from another host to " + dst.Addr().String() + " comes in on"
+	}
+	return names[0], "" // not local: it comes in somewhere, and is dropped
+}
+
+// routePeer lets the peer namespace send from src to dst over interface
+// in, and this namespace answer back, until undo.
+func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err error) {
+	undo = func() {}
+	bits := 32
+	if src.Is6() {
+		bits = 128
+	}
+	sp, dp := netip.PrefixFrom(src, bits).String(), netip.PrefixFrom(dst, bits).String()
+	pdev := peerName(in)
+	err = r.asRoot(func() error {
+		if !r.peerAddrs[src] {
+			args := []string{"addr", "add", sp, "dev", pdev}
+			if src.Is6() {
+				args = append(args, "nodad")
+			}
+			if err := r.peer.ip(args...); err != nil {
+				return err
+			}
+			r.peerAddrs[src] = true
+		}
+		if err := r.peer.ip("route", "replace", dp, "dev", pdev); err != nil {
+			return err
+		}
+		if err := r.ns.ip("route", "add", sp, "dev", in); err != nil {
+			return err
+		}
+		undo = func() { r.asRoot(func() error { return r.ns.ip("route", "del", sp, "dev", in) }) }
+		return nil
+	})
+	return undo, err
 }
 
 func (r *replayer) isLocal(a netip.Addr) bool {
