@@ -17,9 +17,9 @@
 //
 // Where sock_diag is unavailable (no netlink, kernel built without
 // INET_DIAG / UDP_DIAG / UNIX_DIAG, module autoload off), or with
-// Options.ForceProc, the tables are read from /proc/net/{tcp,tcp6,udp,
-// udp6,unix}, each file with one read and its addresses decoded in native
-// byte order. /proc/net carries no v6only flag and no bound device, so
+// Options.ForceProc, the tables are read from /proc/net (tcp, tcp6, udp,
+// udp6 and unix), each file with one read and its addresses decoded in
+// native byte order. /proc/net carries no v6only flag and no bound device, so
 // V6Only is nil there (unknown, not "dual-stack") and Snapshot.Missing
 // says so.
 //

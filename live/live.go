@@ -25,8 +25,8 @@ type Socket struct {
 	// Local and Remote are set for inet sockets. Addresses of AF_INET
 	// sockets are 4-byte; AF_INET6 sockets keep their addresses as the
 	// kernel reports them, v4-mapped ones included.
-	Local  netip.AddrPort `json:"local"`
-	Remote netip.AddrPort `json:"remote"`
+	Local  netip.AddrPort `json:"local,omitzero"`
+	Remote netip.AddrPort `json:"remote,omitzero"`
 	// Path is the unix socket address: a filesystem path, "@name" for an
 	// abstract name (embedded NULs shown as '@'), "" for an unnamed socket.
 	Path string `json:"path,omitempty"`
@@ -137,7 +137,8 @@ type Options struct {
 	ForceProc bool
 	// ProcRoot is where proc is mounted, default "/proc". Tests point it at
 	// recorded files: ProcRoot/net/{tcp,tcp6,udp,udp6,unix},
-	// ProcRoot/sys/net/..., ProcRoot/PID/{comm,fd/}.
+	// ProcRoot/sys/net/..., ProcRoot/PID/{comm,fd/}. Interfaces are still
+	// read from the kernel (rtnetlink).
 	ProcRoot string
 }
 
