@@ -30,10 +30,14 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 	if sp.Inode != 0 {
 		s.x().inode = sp.Inode
 	}
-	for cond, f := range map[bool]sflags{sp.V6Only: fV6Only, sp.ReuseAddr: fReuseAddr, sp.ReusePort: fReusePort} {
-		if cond {
-			s.flags |= f
-		}
+	if sp.V6Only {
+		s.flags |= fV6Only
+	}
+	if sp.ReuseAddr {
+		s.flags |= fReuseAddr
+	}
+	if sp.ReusePort {
+		s.flags |= fReusePort
 	}
 	if sp.Family == Unix {
 		if sp.Path != "" {

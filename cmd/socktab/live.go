@@ -29,6 +29,24 @@ func (f *liveFlags) add(c *cobra.Command) {
 // read takes snapshots of the chosen namespaces and loads each into the
 // engine. Notes on what could not be read go to stderr.
 func (f *liveFlags) read(opts live.Options, stderr io.Writer) ([]*inspect.Table, error) {
+	snaps, err := f.snapshots(opts, stderr)
+	if err != nil {
+		return nil, err
+	}
+	var tabs []*inspect.Table
+	for _, s := range snaps {
+		t, err := inspect.Load(s)
+		if err != nil {
+			return nil, err
+		}
+		tabs = append(tabs, t)
+	}
+	return tabs, nil
+}
+
+// snapshots reads the chosen namespaces without loading them (ls needs no
+// rules, only the list).
+func (f *liveFlags) snapshots(opts live.Options, stderr io.Writer) ([]*live.Snapshot, error) {
 	if f.output != "text" && f.output != "json" {
 		return nil, fmt.Errorf("--output %q: want text or json", f.output)
 	}
@@ -47,18 +65,12 @@ func (f *liveFlags) read(opts live.Options, stderr io.Writer) ([]*inspect.Table,
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "socktab: not root: other users' process owners and other namespaces may be missing")
 	}
-	var tabs []*inspect.Table
 	for _, s := range snaps {
 		for _, m := range s.Missing {
 			fmt.Fprintf(stderr, "socktab: %s%s\n", nsPrefix(s.Netns), m)
 		}
-		t, err := inspect.Load(s)
-		if err != nil {
-			return nil, err
-		}
-		tabs = append(tabs, t)
 	}
-	return tabs, nil
+	return snaps, nil
 }
 
 func nsPrefix(ns string) string {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/socktab/socktab/live"
 	"github.com/spf13/cobra"
@@ -63,14 +63,14 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 	if f.listening && !f.all {
 		opts.States = live.StatesListening
 	}
-	tabs, err := f.read(opts, stderr)
+	snaps, err := f.snapshots(opts, stderr)
 	if err != nil {
 		return err
 	}
 	var rows []*live.Socket
-	for _, t := range tabs {
-		for i := range t.Snap.Sockets {
-			s := &t.Snap.Sockets[i]
+	for _, snap := range snaps {
+		for i := range snap.Sockets {
+			s := &snap.Sockets[i]
 			switch {
 			case !f.all && f.listening && !listening(s):
 				continue
@@ -93,23 +93,27 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 		}
 		return writeJSON(stdout, out)
 	}
-	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "Netid\tState\tRecv-Q\tSend-Q\tLocal\tPeer\tProcess")
+	tab := newTable(stdout, "Netid", "State", "Recv-Q", "Send-Q", "Local", "Peer", "Process")
+	var buf []byte
 	for _, s := range rows {
 		netid := s.Proto
 		if s.Family == "unix" {
 			netid = "u_" + map[string]string{"stream": "str", "dgram": "dgr", "seqpacket": "seq"}[s.UnixType]
 		}
-		proc := ""
+		buf = buf[:0]
 		for i, p := range s.Processes {
 			if i > 0 {
-				proc += ","
+				buf = append(buf, ',')
 			}
-			proc += fmt.Sprintf("%s(%d)", p.Command, p.PID)
+			buf = append(buf, p.Command...)
+			buf = append(buf, '(')
+			buf = strconv.AppendInt(buf, int64(p.PID), 10)
+			buf = append(buf, ')')
 		}
-		fmt.Fprintf(w, "%s%s\t%s\t%d\t%d\t%s\t%s\t%s\n", nsPrefix(s.Netns), netid, s.State, s.RecvQ, s.SendQ, localText(s), peerText(s), proc)
+		tab.row(nsPrefix(s.Netns)+netid, s.State, strconv.FormatUint(uint64(s.RecvQ), 10),
+			strconv.FormatUint(uint64(s.SendQ), 10), localText(s), peerText(s), string(buf))
 	}
-	return w.Flush()
+	return tab.flush()
 }
 
 func localText(s *live.Socket) string {
