@@ -32,6 +32,14 @@ type group struct {
 	mu   sync.Mutex
 	t    Tally
 	why  map[string]int // why steps were not comparable
+	// kinds counts first disagreements by statement and both results,
+	// with the first case seen.
+	kinds map[string]*kind
+}
+
+type kind struct {
+	n       int
+	example string
 }
 
 func (g *group) log(t *testing.T) {
@@ -44,6 +52,23 @@ func (g *group) log(t *testing.T) {
 	for _, w := range whys {
 		t.Logf("  not comparable: %s", w)
 	}
+	var ks []string
+	for k, v := range g.kinds {
+		ks = append(ks, fmt.Sprintf("%5d  %s  (e.g. %s)", v.n, k, v.example))
+	}
+	sort.Strings(ks)
+	for _, k := range ks {
+		t.Logf("  first disagreement of a scenario: %s", k)
+	}
+}
+
+// kindOf names a disagreement by statement kind and both results.
+func kindOf(m Mismatch) string {
+	op := string(m.Step.Op)
+	if m.Step.Op == scenario.OpPacket {
+		op += " " + m.Step.Proto.String()
+	}
+	return fmt.Sprintf("%s: engine %s, kernel %s", op, m.Engine.Result, m.Kernel.Result)
 }
 
 // replay runs text through the engine and the kernel and reports each
@@ -90,8 +115,21 @@ func (g *group) replay(t *testing.T, file, text string, seed uint64) {
 		return
 	}
 	path := saveFailing(t, text)
-	for _, m := range ms {
-		t.Errorf("kernel and engine disagree (seed %d, scenario saved to %s):\n%s", seed, path, Report(sc, eng, kern, m))
+	g.mu.Lock()
+	if g.kinds == nil {
+		g.kinds = map[string]*kind{}
+	}
+	k := g.kinds[kindOf(ms[0])]
+	if k == nil {
+		k = &kind{example: fmt.Sprintf("%s:%d %s", file, ms[0].Step.Line, ms[0].Step.Text)}
+		g.kinds[kindOf(ms[0])] = k
+	}
+	k.n++
+	g.mu.Unlock()
+	t.Errorf("kernel and engine disagree (seed %d, scenario saved to %s):\n%s", seed, path, Report(sc, eng, kern, ms[0]))
+	for _, m := range ms[1:] {
+		t.Errorf("and later (maybe a consequence): %s:%d: %s: engine %s (%s), kernel %s",
+			m.Step.File, m.Step.Line, m.Step.Text, m.Engine.Result, m.Engine.Reason, m.Kernel.Result)
 	}
 }
 

@@ -240,6 +240,7 @@ func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err e
 		if err := r.peer.ip("route", "replace", dp, "dev", pdev); err != nil {
 			return err
 		}
+		r.ns.ip("neigh", "del", src.String(), "dev", in) // a silentPeer entry
 		if err := r.ns.ip("route", "add", sp, "dev", in); err != nil {
 			return err
 		}

@@ -396,6 +396,9 @@ func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
 	if err != nil {
 		return skip(err.Error())
 	}
+	if st.Path == "" {
+		r.silentPeer(st.Addr.Addr().Unmap())
+	}
 	err = unix.Connect(s.fd, sa)
 	if errors.Is(err, unix.EINPROGRESS) {
 		err = finishConnect(s.fd, sa, connectWait)
@@ -409,6 +412,25 @@ func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
 		return Result{Result: "ok"}
 	}
 	return ok(err)
+}
+
+// silentMAC is a documentation MAC address (RFC 7042) nobody answers to.
+const silentMAC = "00:00:5e:00:53:01"
+
+// silentPeer makes a destination off this host resolve on every veth to a
+// MAC nobody has: a connect there stays in progress, as the engine's
+// "assumed to answer" peer would, instead of failing with EHOSTUNREACH
+// when address resolution gives up after a few seconds.
+func (r *replayer) silentPeer(a netip.Addr) {
+	if a.IsUnspecified() || r.isLocal(a) || a.IsMulticast() || !a.IsValid() {
+		return
+	}
+	r.asRoot(func() error {
+		for n := range r.ifaces {
+			r.ns.ip("neigh", "replace", a.String(), "lladdr", silentMAC, "dev", n, "nud", "permanent")
+		}
+		return nil
+	})
 }
 
 // errPending is a connect still in progress at the deadline.
