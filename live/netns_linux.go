@@ -29,6 +29,13 @@ type nsTarget struct {
 	own   bool
 }
 
+// isNSFS tells whether path is a namespace file (nsfs), as opposed to the
+// placeholder `ip netns add` creates before bind-mounting.
+func isNSFS(path string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(path, &fs) == nil && fs.Type == unix.NSFS_MAGIC
+}
+
 func statNS(path string) (nsKey, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -45,7 +52,11 @@ func namedNS() map[nsKey]string {
 		return out
 	}
 	for _, e := range ents {
-		k, err := statNS(filepath.Join(NetnsDir, e.Name()))
+		p := filepath.Join(NetnsDir, e.Name())
+		if !isNSFS(p) {
+			continue // not (or not yet) a namespace bind mount
+		}
+		k, err := statNS(p)
 		if err != nil {
 			continue
 		}
@@ -126,8 +137,14 @@ func ReadNetns(target NetnsTarget, opts Options) ([]*Snapshot, error) {
 			snap, err = collectIn(t.path, t.key, opts, t.label)
 		}
 		if err != nil {
-			if target.All && (errors.Is(err, os.ErrNotExist) || errors.Is(err, errNSChanged)) {
-				notes = append(notes, fmt.Sprintf("netns %s vanished while reading", t.label))
+			// With All, namespaces come and go while they are read: one
+			// that fails is noted, not fatal (the caller's own is).
+			if target.All && !t.own {
+				if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNSChanged) {
+					notes = append(notes, fmt.Sprintf("netns %s vanished while reading", t.label))
+				} else {
+					notes = append(notes, fmt.Sprintf("netns %s not read: %v", t.label, err))
+				}
 				continue
 			}
 			return nil, fmt.Errorf("live: netns %q: %w", t.label, err)
