@@ -270,3 +270,56 @@ func TestAuditReportsPlantedExposure(t *testing.T) {
 		t.Errorf("v6only [::]:7071 must not accept IPv4: %q", sev["[::]:7071"])
 	}
 }
+
+// TestLsMatchesSS compares ls with ss on the same namespace, where ss is
+// installed: the same TCP sockets, states and addresses.
+func TestLsMatchesSS(t *testing.T) {
+	if _, err := exec.LookPath("ss"); err != nil {
+		t.Skip("ss is not installed")
+	}
+	f := newNetns(t)
+	f.plant()
+	f.in(func() { // an established pair and its listener
+		l := f.listen(unix.AF_INET, unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 6060), -1)
+		c, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err := unix.Connect(c, v4([4]byte{127, 0, 0, 1}, 6060)); err != nil {
+			t.Fatal(err)
+		}
+		a, _, err := unix.Accept(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.fds = append(f.fds, c, a)
+	})
+	norm := func(lines []string) []string {
+		var out []string
+		for _, l := range lines {
+			fs := strings.Fields(l)
+			if len(fs) > 0 && strings.HasPrefix(fs[0], "[socktab-") {
+				fs = fs[1:] // the namespace label of ls
+			}
+			if len(fs) < 6 || fs[1] == "State" {
+				continue
+			}
+			peer := fs[5]
+			if strings.Contains(peer, "*") {
+				peer = "*"
+			}
+			out = append(out, fs[1]+" "+fs[4]+" "+peer)
+		}
+		return sorted(out)
+	}
+	ssOut, err := exec.Command("ip", "netns", "exec", f.name, "ss", "-tan").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ssLines []string
+	for _, l := range strings.Split(string(ssOut), "\n") {
+		ssLines = append(ssLines, "tcp "+l) // ss -t has no Netid column
+	}
+	lsOut, _ := runCLI(t, "ls", "-t", "-a", "--netns", f.name)
+	got, want := norm(strings.Split(lsOut, "\n")), norm(ssLines)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) < 7 {
+		t.Fatalf("ls -t -a:\n%s\nss -tan:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
