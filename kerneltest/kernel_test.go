@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,9 @@ func needNetns(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("kernel replay cannot run in CI: %v", err)
 		}
-		t.Skipf("KERNEL REPLAY SKIPPED: no network namespace can be made here: %v", err)
+		msg := fmt.Sprintf("KERNEL REPLAY SKIPPED: no network namespace can be made here: %v", err)
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
 	}
 }
 
@@ -188,7 +191,8 @@ func TestReplayFiles(t *testing.T) {
 	})
 }
 
-// randomRuns is how many generated scenarios TestReplayRandom replays.
+// randomRuns is how many generated scenarios TestReplayRandom replays, from
+// seed 1; KT_RANDOM=N and KT_SEED0=S replay seeds S..S+N-1 instead.
 const randomRuns = 500
 
 func TestReplayRandom(t *testing.T) {
@@ -196,7 +200,8 @@ func TestReplayRandom(t *testing.T) {
 	g := &group{name: "random"}
 	t.Cleanup(func() { g.log(t) })
 	t.Run("seeds", func(t *testing.T) {
-		for seed := uint64(1); seed <= randomRuns; seed++ {
+		first, n := envUint("KT_SEED0", 1), envUint("KT_RANDOM", randomRuns)
+		for seed := first; seed < first+n; seed++ {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {
 				t.Parallel()
 				g.replay(t, fmt.Sprintf("random-%d.scenario", seed), Generate(seed), seed)
@@ -227,4 +232,11 @@ func TestReplayShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", Report(sc, eng, kern, Mismatch{Index: -1, Step: &scenario.Step{File: f}}))
+}
+
+func envUint(name string, def uint64) uint64 {
+	if v, err := strconv.ParseUint(os.Getenv(name), 10, 64); err == nil {
+		return v
+	}
+	return def
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -93,4 +94,14 @@ func seteuid(uid int) error {
 		return e
 	}
 	return nil
+}
+
+// closeFD closes a socket so that it is gone when closeFD returns. A child
+// that another goroutine is forking holds a copy of every descriptor until
+// it execs, and a socket closed meanwhile would keep its port a moment
+// longer (a flaky EADDRINUSE); fork holds syscall.ForkLock until the exec.
+func closeFD(fd int) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	return unix.Close(fd)
 }

@@ -72,11 +72,11 @@ func (r *replayer) packet(st *scenario.Step) Result {
 	})
 	if err != nil {
 		if fd >= 0 {
-			unix.Close(fd)
+			closeFD(fd)
 		}
 		return skip("probe socket at " + src.String() + ": " + errName(err))
 	}
-	defer unix.Close(fd)
+	defer closeFD(fd)
 	if st.Proto == engine.UDP {
 		return r.probeUDP(fd, src, dst)
 	}
@@ -119,7 +119,7 @@ func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 				continue
 			}
 			unix.SetsockoptLinger(c, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-			unix.Close(c)
+			closeFD(c)
 			return Result{Result: l.name}
 		}
 	}

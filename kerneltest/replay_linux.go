@@ -106,10 +106,10 @@ func (r *replayer) tune() {
 func (r *replayer) cleanup() {
 	for _, s := range r.all {
 		if !s.closed {
-			unix.Close(s.fd)
+			closeFD(s.fd)
 		}
 		for _, c := range s.stashed {
-			unix.Close(c)
+			closeFD(c)
 		}
 	}
 	if r.tmp != "" {
@@ -219,10 +219,10 @@ func (r *replayer) step(st *scenario.Step) Result {
 	case scenario.OpClose:
 		s.closed = true
 		for _, c := range s.stashed {
-			unix.Close(c)
+			closeFD(c)
 		}
 		s.stashed = nil
-		return ok(unix.Close(s.fd))
+		return ok(closeFD(s.fd))
 	}
 	return skip("unknown statement " + string(st.Op))
 }
