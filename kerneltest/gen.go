@@ -126,9 +126,11 @@ func (g *gen) action() {
 		g.connect(pick(g, open...))
 	case r < 70:
 		g.accept(pick(g, open...))
-	case r < 82:
+	case r < 80:
 		g.close(pick(g, open...))
-	case r < 86:
+	case r < 84 && g.n+10 < 30:
+		g.connection()
+	case r < 88:
 		if g.uid == 0 {
 			g.uid = 1000
 		} else {
@@ -163,6 +165,13 @@ func (g *gen) newSocket() {
 	}
 	if !s.udp && g.pct(5) {
 		g.line("setsockopt %s IP_BIND_ADDRESS_NO_PORT 1", s.name)
+	}
+	if g.pct(3) {
+		dev := "lo"
+		if g.eth && g.pct(50) {
+			dev = "eth0"
+		}
+		g.line("setsockopt %s SO_BINDTODEVICE %s", s.name, dev)
 	}
 	if g.pct(60) {
 		g.bind(s)
@@ -332,4 +341,63 @@ func (g *gen) packet() {
 	}
 	g.pport++
 	g.line("packet %s %s:%d -> %s:%s", map[bool]string{false: "tcp", true: "udp"}[udp], src, g.pport, dst, pick(g, "5000", "5001", "80"))
+}
+
+// connection is a whole TCP connection on this host: a listener, a client
+// (maybe on a fixed port), the accepted child, then two or three of them
+// closed in any order, and a new socket bound where one of them was: the
+// side that closed first may hold the port in TIME_WAIT.
+func (g *gen) connection() {
+	v6 := g.pct(30)
+	host := pick(g, "127.0.0.1", "127.0.0.2", "0.0.0.0")
+	dst := host
+	if host == "0.0.0.0" {
+		dst = "127.0.0.1"
+	}
+	fam := "inet"
+	if v6 {
+		fam = "inet6"
+		host, dst = pick(g, "[::1]", "[::]"), "[::1]"
+	}
+	port := pick(g, "5000", "5001")
+	next := func() *gsock {
+		s := &gsock{name: fmt.Sprintf("s%d", len(g.socks)+1), v6: v6}
+		g.socks = append(g.socks, s)
+		return s
+	}
+	l := next()
+	g.line("%s = socket %s tcp", l.name, fam)
+	if g.pct(50) {
+		g.line("setsockopt %s SO_REUSEADDR 1", l.name)
+	}
+	l.bound = host + ":" + port
+	g.line("bind %s %s", l.name, l.bound)
+	g.line("listen %s", l.name)
+	l.listening = true
+	c := next()
+	g.line("%s = socket %s tcp", c.name, fam)
+	if g.pct(40) {
+		c.bound = dst + ":" + pick(g, "5002", "5003")
+		g.line("bind %s %s", c.name, c.bound)
+	}
+	g.line("connect %s %s:%s", c.name, dst, port)
+	a := next()
+	g.line("%s = accept %s", a.name, l.name)
+	a.bound = dst + ":" + port
+	order := []*gsock{l, c, a}
+	g.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	for _, s := range order[:2+g.rng.IntN(2)] {
+		g.close(s)
+	}
+	r := next()
+	g.line("%s = socket %s tcp", r.name, fam)
+	if g.pct(50) {
+		g.line("setsockopt %s SO_REUSEADDR 1", r.name)
+	}
+	at := pick(g, l, a, c)
+	if at.bound == "" {
+		at = l
+	}
+	r.bound = at.bound
+	g.line("bind %s %s", r.name, r.bound)
 }
