@@ -46,7 +46,7 @@ type kind struct {
 }
 
 func (g *group) log(t *testing.T) {
-	t.Logf("kernel replay (%s): %s", g.name, g.t)
+	t.Logf("kernel replay: %s (%s)", g.t, g.name)
 	var whys []string
 	for w, n := range g.why {
 		whys = append(whys, fmt.Sprintf("%5d  %s", n, w))
