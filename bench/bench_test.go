@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs every workload at tiny sizes in every column and checks
+// the table has every row, with a figure for socktab and gVisor in each
+// (and for the kernel's syscall rows when run as root with ip netns). It
+// checks no speed: figures come from the full run.
+func TestSmoke(t *testing.T) {
+	cfg := Config{Seed: 1, Tiny: true, Kernel: true, Measure: 5 * time.Millisecond, Total: 2 * time.Minute}
+	rows := Run(cfg)
+	var buf bytes.Buffer
+	WriteTable(&buf, rows)
+	t.Log("\n" + buf.String())
+	kernel := os.Geteuid() == 0
+	if _, err := newKernel(cfg); err != nil {
+		t.Logf("kernel column not checked: %v", err)
+		kernel = false
+	}
+	byName := map[string]Row{}
+	for _, r := range rows {
+		byName[r.Workload] = r
+	}
+	table := buf.String()
+	for _, name := range workloadNames(sizesFor(true)) {
+		r, ok := byName[name]
+		if !ok || !strings.Contains(table, "| "+name+" |") {
+			t.Errorf("row %q missing", name)
+			continue
+		}
+		if !r.Socktab.ok() || !r.GVisor.ok() {
+			t.Errorf("%s: socktab %q, gVisor %q", name, fmtCell(r.Socktab, r.Unit), fmtCell(r.GVisor, r.Unit))
+		}
+		syscallRow := !strings.HasPrefix(name, "lookup") && !strings.HasPrefix(name, "memory") && !strings.HasPrefix(name, "reuseport")
+		if kernel && syscallRow && !r.Kernel.ok() {
+			t.Errorf("%s: kernel %q", name, fmtCell(r.Kernel, r.Unit))
+		}
+		if kernel && strings.HasPrefix(name, "reuseport") && !strings.Contains(r.Kernel.Note, "spread") {
+			t.Errorf("%s: kernel %q, want a spread", name, r.Kernel.Note)
+		}
+	}
+	if len(rows) != len(workloadNames(sizesFor(true))) {
+		t.Errorf("%d rows, want %d", len(rows), len(workloadNames(sizesFor(true))))
+	}
+}

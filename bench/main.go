@@ -1,0 +1,54 @@
+// Command bench measures socktab's engine side by side with gVisor's
+// netstack (its port manager and transport demuxer) and the Linux kernel
+// (syscalls in a fresh network namespace) and prints a Markdown table.
+//
+//	cd bench && go run .            # full sizes, about 2-3 minutes
+//	cd bench && go run . -tiny      # every workload at smoke sizes
+//
+// It is a separate module so that the main module never depends on gVisor.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"time"
+)
+
+func main() {
+	seed := flag.Uint64("seed", 1, "seed of every random choice (ports taken, probe order, sources)")
+	tiny := flag.Bool("tiny", false, "tiny sizes (the smoke run)")
+	kernel := flag.Bool("kernel", true, "measure the kernel column (needs root and ip netns)")
+	per := flag.Duration("measure", 300*time.Millisecond, "time spent measuring one cell")
+	total := flag.Duration("total", 4*time.Minute+30*time.Second, "time budget of the whole run; later cells are skipped")
+	quiet := flag.Bool("q", false, "no progress on stderr")
+	only := flag.String("run", "", "measure only the workloads whose name matches this regexp")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.Parse()
+	cfg := Config{Seed: *seed, Tiny: *tiny, Kernel: *kernel, Measure: *per, Total: *total}
+	if *only != "" {
+		cfg.Only = regexp.MustCompile(*only)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if !*quiet {
+		cfg.Log = os.Stderr
+	}
+	start := time.Now()
+	rows := Run(cfg)
+	WriteTable(os.Stdout, rows)
+	fmt.Printf("\n%s/%s, %d CPUs, %s, seed %d, %.0f s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), *seed, time.Since(start).Seconds())
+}
