@@ -16,7 +16,6 @@ package kerneltest
 type Result struct {
 	Result string
 	// Skip, when set, says why this step cannot be compared with the
-	// engine (a packet only the engine can model, time the kernel cannot
-	// skip, a second host).
+	// engine (a packet no probe can make, another OS, a second host).
 	Skip string
 }

@@ -48,6 +48,9 @@ type replayer struct {
 	local     []netip.Addr              // addresses of iface statements
 	addrs     map[string][]netip.Prefix // per veth
 	peerAddrs map[netip.Addr]bool       // probe sources added in the peer namespace
+	clock     time.Duration             // the scenario's clock, moved by advance
+	born      map[string]time.Duration  // TIME-WAIT / FIN-WAIT-2 sockets, by clock
+	dates     bool                      // the scenario advances: date waiting sockets
 	host      string
 	dead      string // once set, every later step is not comparable
 }
@@ -60,7 +63,11 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 		return nil, err
 	}
 	r := &replayer{ns: ns, socks: map[string]*ksock{}, ifaces: map[string]bool{},
-		addrs: map[string][]netip.Prefix{}, peerAddrs: map[netip.Addr]bool{}}
+		addrs: map[string][]netip.Prefix{}, peerAddrs: map[netip.Addr]bool{},
+		born: map[string]time.Duration{}}
+	for _, st := range sc.Steps {
+		r.dates = r.dates || st.Op == scenario.OpAdvance
+	}
 	defer r.cleanup()
 	r.tmp, err = os.MkdirTemp("", "socktab-kt-")
 	if err != nil {
@@ -85,6 +92,9 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 		res := make([]Result, len(sc.Steps))
 		for i := range sc.Steps {
 			res[i] = r.step(&sc.Steps[i])
+			if r.dates && sc.Steps[i].Op == scenario.OpClose {
+				r.dateWaiting()
+			}
 		}
 		ch <- answer{res, nil}
 	}()
@@ -172,11 +182,7 @@ func (r *replayer) step(st *scenario.Step) Result {
 		r.uid = st.Int
 		return Result{Result: "ok"}
 	case scenario.OpAdvance:
-		if st.Duration > 2*time.Second {
-			r.dead = "advance " + st.Duration.String() + ": the kernel's timers cannot be skipped"
-			return skip(r.dead)
-		}
-		time.Sleep(st.Duration)
+		r.advance(st.Duration)
 		return Result{Result: "ok"}
 	case scenario.OpSocket:
 		return r.socket(st)
