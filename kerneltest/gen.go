@@ -42,6 +42,7 @@ func Generate(seed uint64) string {
 type gsock struct {
 	name      string
 	v6, udp   bool
+	unix      bool // AF_UNIX: udp means SOCK_DGRAM
 	reuseport bool
 	bound     string // "addr:port" as written, "" when not bound
 	listening bool
@@ -144,6 +145,10 @@ func (g *gen) action() {
 
 func (g *gen) newSocket() {
 	s := &gsock{name: fmt.Sprintf("s%d", len(g.socks)+1), v6: g.pct(40), udp: g.pct(35)}
+	if g.pct(8) {
+		g.unixSocket(s)
+		return
+	}
 	g.socks = append(g.socks, s)
 	g.line("%s = socket %s %s", s.name, map[bool]string{false: "inet", true: "inet6"}[s.v6], map[bool]string{false: "tcp", true: "udp"}[s.udp])
 	if g.pct(30) {
@@ -212,12 +217,16 @@ func (g *gen) port() int {
 func (g *gen) proto(s *gsock) string { return map[bool]string{false: "tcp", true: "udp"}[s.udp] }
 
 func (g *gen) bind(s *gsock) {
+	if s.unix {
+		g.line("bind %s %s", s.name, pick(g, unixPaths...))
+		return
+	}
 	var ap string
 	if g.pct(20) {
 		// The same address as an earlier (maybe closed) socket: port
 		// sharing, TIME_WAIT.
 		for _, o := range g.socks {
-			if o != s && o.bound != "" && !strings.HasSuffix(o.bound, ":0") && o.udp == s.udp {
+			if o != s && !o.unix && o.bound != "" && !strings.HasSuffix(o.bound, ":0") && o.udp == s.udp {
 				ap = o.bound
 			}
 		}
@@ -241,11 +250,36 @@ func (g *gen) listen(s *gsock) {
 	s.listening = !s.udp
 }
 
+// unixPaths are the AF_UNIX addresses random scenarios use: two files (in
+// a directory of the replay's own) and an abstract name.
+var unixPaths = []string{"/run/a.sock", "/run/b.sock", "@socktab"}
+
+// unixSocket opens an AF_UNIX socket, usually bound (and listening, for a
+// stream socket); some scenarios unlink a path later.
+func (g *gen) unixSocket(s *gsock) {
+	s.unix = true
+	g.socks = append(g.socks, s)
+	g.line("%s = socket unix %s", s.name, map[bool]string{false: "stream", true: "dgram"}[s.udp])
+	if g.pct(5) {
+		g.line("setsockopt %s SO_REUSEADDR 1", s.name)
+	}
+	if g.pct(70) {
+		s.bound = pick(g, unixPaths...)
+		g.line("bind %s %s", s.name, s.bound)
+		if !s.udp && g.pct(70) {
+			g.listen(s)
+		}
+	}
+	if g.pct(15) {
+		g.line("unlink %s", pick(g, unixPaths[:2]...))
+	}
+}
+
 // target is a connect destination on this host, at a fixed port.
 func (g *gen) target(s *gsock) string {
 	var cands []*gsock
 	for _, o := range g.socks {
-		if o.listening && !o.closed && o.bound != "" && !strings.HasSuffix(o.bound, ":0") && o.udp == s.udp {
+		if o.listening && !o.closed && !o.unix && o.bound != "" && !strings.HasSuffix(o.bound, ":0") && o.udp == s.udp {
 			cands = append(cands, o)
 		}
 	}
@@ -288,6 +322,16 @@ func (g *gen) form(s *gsock, host string) string {
 }
 
 func (g *gen) connect(s *gsock) {
+	if s.unix {
+		p := pick(g, unixPaths...)
+		for _, o := range g.socks {
+			if o.unix && o.listening && !o.closed && o.bound == p {
+				o.pending++
+			}
+		}
+		g.line("connect %s %s", s.name, p)
+		return
+	}
 	if s.bound == "198.51.100.7" || strings.Contains(s.bound, "2001:db8:1::7") {
 		return // a reply to a non-local source never comes back
 	}
@@ -309,7 +353,7 @@ func (g *gen) accept(s *gsock) {
 		return
 	}
 	s.pending--
-	c := &gsock{name: fmt.Sprintf("s%d", len(g.socks)+1), v6: s.v6, udp: s.udp}
+	c := &gsock{name: fmt.Sprintf("s%d", len(g.socks)+1), v6: s.v6, udp: s.udp, unix: s.unix}
 	g.socks = append(g.socks, c)
 	g.line("%s = accept %s", c.name, s.name)
 }
