@@ -57,7 +57,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	s.local = ap
 	if port == 0 && s.flags&fNoPort != 0 && s.proto == TCP {
 		s.flags |= fHasAddr
-		if !a.IsUnspecified() {
+		if !a.Unmap().IsUnspecified() {
 			s.flags |= fBoundAddr
 		}
 		return Result{Rule: ruleBoundNoPort, Local: ap}
@@ -77,7 +77,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		return failWith(e, h.conflictWhy(e, s, other), other)
 	}
 	s.flags |= fHasPort | fHasAddr
-	if !a.IsUnspecified() {
+	if !a.Unmap().IsUnspecified() {
 		s.flags |= fBoundAddr
 	}
 	if port != 0 {
@@ -94,7 +94,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 // the privileged port (EACCES), then a second bind (EINVAL).
 func (h *Host) bindCommon(s *Socket, a netip.Addr, port uint16, caller uint32) Result {
 	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && caller != 0 &&
-		!(h.prof.PrivilegedSpecificOnly && a.IsUnspecified()) {
+		!(h.prof.PrivilegedSpecificOnly && a.Unmap().IsUnspecified()) {
 		return fail(EACCES, rulePrivileged)
 	}
 	if s.state != Closed || s.flags&fHasPort != 0 {
@@ -151,7 +151,7 @@ func (h *Host) Listen(s *Socket) Result {
 	if s.state == Listen {
 		return Result{Rule: ruleListening, Local: s.local}
 	}
-	if s.state != Closed {
+	if s.state != Closed || s.flags&fWasConnected != 0 {
 		return fail(EINVAL, ruleNotListenable)
 	}
 	t := h.tcp

@@ -1,7 +1,5 @@
 package engine
 
-import "net/netip"
-
 // Close is close(2). A TCP socket that closes first keeps its port and
 // 4-tuple: FIN_WAIT2 until the peer closes, then TIME_WAIT for 60 s
 // (tcp_close, tcp_time_wait). The side that closes second leaves at once.
@@ -113,15 +111,8 @@ func (h *Host) resetPeer(c *Socket) {
 	if p.flags&fConnectBind != 0 {
 		t.removeDest(p)
 	}
-	t.removeOwner(p)
-	p.state = Closed
-	if p.flags&fBoundPort == 0 {
-		p.flags &^= fHasPort | fConnectBind
-		p.local = netip.AddrPortFrom(anyAddr(p.fam), 0)
-	} else {
-		t.addOwner(p)
-	}
-	p.remote = netip.AddrPort{}
+	ph.connectFailed(p) // tcp_done: CLOSE, and a port connect() chose goes back
+	p.flags |= fWasConnected
 	p.ext.peer = nil
 }
 

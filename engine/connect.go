@@ -9,7 +9,10 @@ import (
 // orphaned FIN_WAIT2): 60 seconds.
 const timeWaitLen = 60 * time.Second
 
-// Connect is connect(2).
+// Connect is connect(2), with Linux's order of checks: a TCP socket's own
+// state first (inet_stream_connect), an unbound UDP socket's port before
+// the address is looked at (inet_dgram_connect autobinds first), then the
+// address family, then the route.
 func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if s.Closed() {
 		return fail(EBADF, ruleClosed)
@@ -18,18 +21,30 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	case UnixStream, UnixDgram:
 		return fail(EINVAL, ruleBadAddr)
 	}
+	if s.proto == TCP && (s.state != Closed || s.flags&fWasConnected != 0) {
+		return fail(EISCONN, ruleIsConn) // listening, connected, or reset
+	}
+	if s.proto == UDP && s.flags&fHasPort == 0 {
+		if r := h.udpAutobind(s); r.Err != OK {
+			return r
+		}
+	}
 	a := dst.Addr().WithZone("")
-	if s.fam == Inet && !a.Is4() {
+	switch {
+	case s.fam == Inet && !a.Is4():
 		return fail(EAFNOSUPPORT, ruleWrongFamily)
-	}
-	if s.fam == Inet6 && a.Is4() {
+	case s.fam == Inet6 && a.Is4() && s.proto == TCP:
 		return fail(EINVAL, ruleShortAddr)
-	}
-	if s.proto == TCP && s.state != Closed {
-		return fail(EISCONN, ruleIsConn) // inet_stream_connect: listening or connected
+	case s.fam == Inet6 && a.Is4() && s.V6Only():
+		return fail(EAFNOSUPPORT, ruleV4OnV6Only) // ip6_datagram_connect
+	case s.fam == Inet6 && a.Is4():
+		a = netip.AddrFrom16(a.As16()) // a UDP AF_INET6 socket takes sockaddr_in as v4-mapped
 	}
 	if a.Is4In6() && s.V6Only() {
 		return fail(ENETUNREACH, ruleMappedDstV6Only)
+	}
+	if s.fam == Inet6 && !a.Is4In6() && s.flags&fHasAddr != 0 && s.local.Addr().Is4In6() {
+		return fail(EAFNOSUPPORT, ruleMappedSrcV6Dst) // tcp_v6_connect, ip6_datagram_connect
 	}
 	v4 := a.Unmap()
 	if v4.IsUnspecified() {
@@ -47,10 +62,18 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMulticastConnect)
 	}
 	src, _, ok := h.route(v4)
+	if !ok && s.dev != 0 {
+		// A device-bound socket needs no route: the destination is taken
+		// to be on that link.
+		if i := h.ifaceByIndex(int(s.dev)); i != nil {
+			src, ok = firstAddr(i, v4.Is4())
+		}
+	}
+	if !ok {
+		return fail(ENETUNREACH, ruleNoRoute)
+	}
 	if s.flags&fBoundAddr != 0 {
 		src = s.local.Addr().Unmap()
-	} else if !ok {
-		return fail(ENETUNREACH, ruleNoRoute)
 	}
 	rdst := netip.AddrPortFrom(v4, dst.Port())
 	if s.proto == UDP {
@@ -107,6 +130,11 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		h.establish(s)
 		return Result{Rule: ruleConnectedExt, Local: s.local, Remote: s.remote}
 	}
+	if target == h && netip.AddrPortFrom(src, s.local.Port()) == dst {
+		// A SYN to itself: simultaneous open connects the socket to itself.
+		h.establish(s)
+		return Result{Rule: ruleSelfConnect, Local: s.local, Remote: s.remote}
+	}
 	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
 	if d.Verdict != Deliver || d.Socket.state != Listen {
 		h.connectFailed(s)
@@ -134,14 +162,18 @@ func (h *Host) establish(s *Socket) {
 // and gives back a port that connect() chose (tcp_done → inet_put_port).
 func (h *Host) connectFailed(s *Socket) {
 	t := h.tcp
+	t.removeOwner(s)
+	s.state = Closed
 	if s.flags&fBoundPort == 0 {
-		t.removeOwner(s)
 		s.flags &^= fHasPort | fConnectBind
-		if s.flags&fBoundAddr == 0 {
-			s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
-		} else {
-			s.local = netip.AddrPortFrom(s.local.Addr(), 0)
-		}
+		s.local = netip.AddrPortFrom(s.local.Addr(), 0)
+	}
+	if s.flags&fBoundAddr == 0 {
+		// inet_bhash2_reset_saddr: back on the wildcard it was bound to.
+		s.local = netip.AddrPortFrom(anyAddr(s.fam), s.local.Port())
+	}
+	if s.flags&fHasPort != 0 {
+		t.addOwner(s)
 	}
 	s.remote = netip.AddrPort{}
 }
@@ -260,21 +292,26 @@ func (t *table) twReusable(src, dst netip.Addr) bool {
 	return false
 }
 
+// udpAutobind gives an unbound UDP socket a random free port
+// (inet_autobind); running out is EAGAIN.
+func (h *Host) udpAutobind(s *Socket) Result {
+	t := h.udp
+	if s.flags&fHasAddr == 0 {
+		s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
+	}
+	p, ok := t.pickUDPPort(s)
+	if !ok {
+		return fail(EAGAIN, ruleUDPAutobindFail)
+	}
+	s.local = netip.AddrPortFrom(s.local.Addr(), p)
+	s.flags |= fHasPort | fHasAddr
+	t.addOwner(s)
+	t.hashUDP(s)
+	return Result{}
+}
+
 func (h *Host) connectUDP(s *Socket, src netip.Addr, dst netip.AddrPort) Result {
 	t := h.udp
-	if s.flags&fHasPort == 0 {
-		if s.flags&fHasAddr == 0 {
-			s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
-		}
-		p, ok := t.pickUDPPort(s)
-		if !ok {
-			return fail(EAGAIN, ruleUDPAutobindFail)
-		}
-		s.local = netip.AddrPortFrom(s.local.Addr(), p)
-		s.flags |= fHasPort | fHasAddr
-		t.addOwner(s)
-		t.hashUDP(s)
-	}
 	if s.state == Established {
 		t.unhashConnected(s)
 	} else {

@@ -8,20 +8,21 @@ import (
 type sflags uint16
 
 const (
-	fReuseAddr   sflags = 1 << iota // SO_REUSEADDR
-	fReusePort                      // SO_REUSEPORT
-	fV6Only                         // IPV6_V6ONLY (effective: forced on by a specific IPv6 bind)
-	fV6OnlyOpt                      // IPV6_V6ONLY as set by the user, restored when a bind fails
-	fFreeBind                       // IP_FREEBIND
-	fNoPort                         // IP_BIND_ADDRESS_NO_PORT
-	fExclusive                      // SO_EXCLUSIVEADDRUSE (Windows)
-	fBoundAddr                      // SOCK_BINDADDR_LOCK: the user bound an address
-	fBoundPort                      // SOCK_BINDPORT_LOCK: the user bound a port
-	fHasPort                        // the socket holds a port in its table (inet_num != 0)
-	fConnectBind                    // the port was chosen by connect() (SOCK_CONNECT_BIND)
-	fClosed                         // close() was called
-	fAccepted                       // a child handed out by accept()
-	fHasAddr                        // a local address is recorded (bound, or bound with no port)
+	fReuseAddr    sflags = 1 << iota // SO_REUSEADDR
+	fReusePort                       // SO_REUSEPORT
+	fV6Only                          // IPV6_V6ONLY (effective: forced on by a specific IPv6 bind)
+	fV6OnlyOpt                       // IPV6_V6ONLY as set by the user, restored when a bind fails
+	fFreeBind                        // IP_FREEBIND
+	fNoPort                          // IP_BIND_ADDRESS_NO_PORT
+	fExclusive                       // SO_EXCLUSIVEADDRUSE (Windows)
+	fBoundAddr                       // SOCK_BINDADDR_LOCK: the user bound an address
+	fBoundPort                       // SOCK_BINDPORT_LOCK: the user bound a port
+	fHasPort                         // the socket holds a port in its table (inet_num != 0)
+	fConnectBind                     // the port was chosen by connect() (SOCK_CONNECT_BIND)
+	fClosed                          // close() was called
+	fAccepted                        // a child handed out by accept()
+	fHasAddr                         // a local address is recorded (bound, or bound with no port)
+	fWasConnected                    // the connection was reset: the socket layer still says connected (SS_CONNECTED)
 )
 
 // Socket is one socket of a host. Fields are read through methods; the
@@ -173,8 +174,8 @@ func (h *Host) SetSockOpt(s *Socket, o Option, val int, str string) Result {
 		return fail(EBADF, ruleClosed)
 	}
 	on := val != 0
-	if s.fam == Unix && o != SO_REUSEADDR {
-		return fail(EOPNOTSUPP, ruleUnixOption)
+	if s.fam == Unix && o != SO_REUSEADDR && o != SO_BINDTODEVICE {
+		return fail(EOPNOTSUPP, ruleUnixOption) // SOL_SOCKET options only; SO_REUSEPORT is inet-only (sock.c)
 	}
 	if !h.prof.Supports(o) {
 		return fail(ENOPROTOOPT, ruleProfileOption)

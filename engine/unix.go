@@ -21,12 +21,17 @@ func (h *Host) BindUnix(s *Socket, path string) Result {
 		return fail(EBADF, ruleClosed)
 	}
 	if s.fam != Unix {
-		return fail(EINVAL, ruleBadAddr)
+		return fail(EAFNOSUPPORT, ruleWrongFamily) // a sockaddr_un given to an inet socket
+	}
+	u := h.unix
+	if o, ok := u.files[path]; ok && !isAbstract(path) {
+		// unix_bind_bsd creates the file first: an existing path wins
+		// over "already bound".
+		return failWith(EADDRINUSE, ruleUnixInUse, o)
 	}
 	if s.Path() != "" {
 		return fail(EINVAL, ruleAlreadyBound)
 	}
-	u := h.unix
 	if isAbstract(path) {
 		if o := u.abstract[path]; o != nil {
 			return failWith(EADDRINUSE, ruleUnixAbstractUse, o)
@@ -62,10 +67,7 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 		return fail(EBADF, ruleClosed)
 	}
 	if s.fam != Unix {
-		return fail(EINVAL, ruleBadAddr)
-	}
-	if s.state == Established && s.proto == UnixStream {
-		return fail(EISCONN, ruleIsConn)
+		return fail(EAFNOSUPPORT, ruleWrongFamily) // a sockaddr_un given to an inet socket
 	}
 	var o *Socket
 	if isAbstract(path) {
@@ -84,11 +86,19 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 		}
 	}
 	if o.proto != s.proto {
-		return failWith(ECONNREFUSED, ruleUnixWrongType, o)
+		return failWith(EPROTOTYPE, ruleUnixProtoType, o)
 	}
 	if s.proto == UnixStream {
+		// unix_stream_connect finds the peer before it looks at its own
+		// state.
 		if o.state != Listen {
 			return failWith(ECONNREFUSED, ruleUnixNotSocket, o)
+		}
+		switch s.state {
+		case Established:
+			return fail(EISCONN, ruleIsConn)
+		case Listen:
+			return fail(EINVAL, ruleConnListening)
 		}
 		c := &Socket{fam: Unix, proto: UnixStream, uid: o.uid, state: Established, parent: o}
 		c.x().path = path
