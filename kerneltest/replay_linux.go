@@ -104,9 +104,10 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 
 // tune lifts the ICMP rate limits, so every unreachable port answers.
 func (r *replayer) tune() {
-	for _, p := range []string{"net/ipv4/icmp_ratelimit", "net/ipv4/icmp_msgs_per_sec", "net/ipv6/icmp/ratelimit"} {
+	for _, p := range []string{"net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit",
+		"net/ipv4/icmp_msgs_per_sec", "net/ipv4/icmp_msgs_burst"} {
 		v := "0"
-		if strings.HasSuffix(p, "per_sec") {
+		if strings.Contains(p, "msgs") {
 			v = "100000"
 		}
 		os.WriteFile("/proc/sys/"+p, []byte(v), 0)
