@@ -32,6 +32,7 @@ type ksock struct {
 	closed  bool
 	listen  bool
 	device  bool  // SO_BINDTODEVICE set
+	pending bool  // a connect off this host still in progress, taken as done
 	stashed []int // children a packet probe accepted before the scenario did
 }
 
@@ -421,7 +422,11 @@ func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
 		if d := st.Addr.Addr().Unmap(); d.IsUnspecified() || r.isLocal(d) {
 			return Result{Result: "EINPROGRESS"}
 		}
+		s.pending = true
 		return Result{Result: "ok"}
+	}
+	if errors.Is(err, unix.EALREADY) && s.pending {
+		return Result{Result: "EISCONN"} // taken as connected, as the engine does
 	}
 	return ok(err)
 }
