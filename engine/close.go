@@ -52,6 +52,8 @@ func (h *Host) Close(s *Socket) Result {
 		s.until = now + timeWaitLen
 		t.addOwner(s)
 		t.tw = append(t.tw, s)
+	case SynSent:
+		t.drop(s)
 	case CloseWait:
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
 			ph := p.host()

@@ -21,6 +21,9 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	case UnixStream, UnixDgram:
 		return fail(EINVAL, ruleBadAddr)
 	}
+	if s.proto == TCP && s.state == SynSent {
+		return fail(EALREADY, ruleAlreadyConnecting)
+	}
 	if s.proto == TCP && (s.state != Closed || s.flags&fWasConnected != 0) {
 		return fail(EISCONN, ruleIsConn) // listening, connected, or reset
 	}
@@ -135,7 +138,15 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		h.establish(s)
 		return Result{Rule: ruleSelfConnect, Local: s.local, Remote: s.remote}
 	}
+	if s.fam == Inet6 && dst.Addr().Is4() {
+		s.flags |= fMappedOps
+	}
 	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen) {
+		h.establish(s)
+		h.setState(s, SynSent)
+		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local, Remote: s.remote}
+	}
 	if d.Verdict != Deliver || d.Socket.state != Listen {
 		h.connectFailed(s)
 		return failWith(ECONNREFUSED, ruleRefused, d.Socket)
@@ -176,6 +187,39 @@ func (h *Host) connectFailed(s *Socket) {
 		t.addOwner(s)
 	}
 	s.remote = netip.AddrPort{}
+}
+
+// answerLost reports the cases, found by replaying against the kernel,
+// where a local connect gets no answer and stays in SYN-SENT: an AF_INET6
+// socket that earlier sent a SYN to a v4-mapped address keeps the IPv4
+// path and its native IPv6 SYN goes nowhere; a RST from a non-loopback
+// IPv6 address to ::1 is lost; and a socket bound to a device that does not
+// carry its source address never sees the RST.
+func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepted bool) bool {
+	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
+		return true
+	}
+	if accepted {
+		return false
+	}
+	if dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback() {
+		return true
+	}
+	if s.dev != 0 {
+		if i := h.ifaceByIndex(int(s.dev)); i != nil && !carries(i, src) {
+			return true
+		}
+	}
+	return false
+}
+
+func carries(i *Iface, a netip.Addr) bool {
+	for _, p := range i.Addrs {
+		if p.Addr() == a || (i.Loopback && a.Is4() && p.Addr().Is4() && p.Contains(a)) {
+			return true
+		}
+	}
+	return false
 }
 
 // spawnChild creates the server end of a new connection on listener l and

@@ -43,7 +43,7 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 		if sp.Path != "" {
 			s.x().path = sp.Path
 			if isAbstract(sp.Path) {
-				h.unix.abstract[sp.Path] = s
+				h.unix.abstract[abstractKey{sp.Path, sp.Proto}] = s
 			} else if sp.State == Listen || h.unix.files[sp.Path] == nil {
 				h.unix.files[sp.Path] = s
 			}

@@ -22,6 +22,7 @@ const (
 	fClosed                          // close() was called
 	fAccepted                        // a child handed out by accept()
 	fHasAddr                         // a local address is recorded (bound, or bound with no port)
+	fMappedOps                       // TCP AF_INET6 socket that sent a SYN to a v4-mapped address keeps the IPv4 path (icsk_af_ops)
 	fWasConnected                    // the connection was reset: the socket layer still says connected (SS_CONNECTED)
 )
 
@@ -119,7 +120,7 @@ func (s *Socket) kind() kind {
 			return kTimeWait // an orphan: Linux keeps it as a timewait sock
 		}
 		return kConnected
-	case Established, CloseWait:
+	case Established, CloseWait, SynSent:
 		return kConnected
 	}
 	return kBound

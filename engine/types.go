@@ -63,10 +63,11 @@ const (
 	FinWait2                 // we closed first; the peer has not closed yet
 	TimeWait                 // both closed, we closed first
 	Gone                     // closed by the user and no longer in any table
+	SynSent                  // a connect that never completes (its answer is lost)
 )
 
 func (s State) String() string {
-	return [...]string{"CLOSE", "LISTEN", "ESTAB", "CLOSE-WAIT", "FIN-WAIT-2", "TIME-WAIT", "GONE"}[s]
+	return [...]string{"CLOSE", "LISTEN", "ESTAB", "CLOSE-WAIT", "FIN-WAIT-2", "TIME-WAIT", "GONE", "SYN-SENT"}[s]
 }
 
 // Option is a socket option the engine models.

@@ -5,11 +5,16 @@ package engine
 // vanish with it. Neither touches any port.
 type unixTable struct {
 	files    map[string]*Socket // path → the socket bound there (nil: a stale file)
-	abstract map[string]*Socket
+	abstract map[abstractKey]*Socket // per socket type (unix_find_socket_byname compares the type)
+}
+
+type abstractKey struct {
+	name  string
+	proto Proto
 }
 
 func newUnixTable() *unixTable {
-	return &unixTable{files: map[string]*Socket{}, abstract: map[string]*Socket{}}
+	return &unixTable{files: map[string]*Socket{}, abstract: map[abstractKey]*Socket{}}
 }
 
 func isAbstract(path string) bool { return len(path) > 0 && path[0] == '@' }
@@ -33,10 +38,10 @@ func (h *Host) BindUnix(s *Socket, path string) Result {
 		return fail(EINVAL, ruleAlreadyBound)
 	}
 	if isAbstract(path) {
-		if o := u.abstract[path]; o != nil {
+		if o := u.abstract[abstractKey{path, s.proto}]; o != nil {
 			return failWith(EADDRINUSE, ruleUnixAbstractUse, o)
 		}
-		u.abstract[path] = s
+		u.abstract[abstractKey{path, s.proto}] = s
 	} else {
 		if o, ok := u.files[path]; ok {
 			return failWith(EADDRINUSE, ruleUnixInUse, o)
@@ -71,7 +76,7 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 	}
 	var o *Socket
 	if isAbstract(path) {
-		o = h.unix.abstract[path]
+		o = h.unix.abstract[abstractKey{path, s.proto}]
 		if o == nil {
 			return fail(ECONNREFUSED, ruleUnixNotSocket)
 		}
@@ -119,8 +124,8 @@ func (u *unixTable) close(s *Socket) {
 		return
 	}
 	if isAbstract(p) {
-		if u.abstract[p] == s {
-			delete(u.abstract, p)
+		if k := (abstractKey{p, s.proto}); u.abstract[k] == s {
+			delete(u.abstract, k)
 		}
 		return
 	}
