@@ -57,6 +57,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	s.local = ap
 	if port == 0 && s.flags&fNoPort != 0 && s.proto == TCP {
 		s.flags |= fHasAddr
+		s.flags &^= fBoundAddr
 		if !a.Unmap().IsUnspecified() {
 			s.flags |= fBoundAddr
 		}
@@ -77,6 +78,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		return failWith(e, h.conflictWhy(e, s, other), other)
 	}
 	s.flags |= fHasPort | fHasAddr
+	s.flags &^= fBoundAddr
 	if !a.Unmap().IsUnspecified() {
 		s.flags |= fBoundAddr
 	}
