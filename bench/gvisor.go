@@ -68,11 +68,10 @@ func tcpRes(addr tcpip.Address, port uint16, reuse bool) ports.Reservation {
 		Flags: ports.Flags{TupleOnly: reuse}}
 }
 
-func (m *gvisorImpl) bindSpecific() Cell {
+func (m *gvisorImpl) bindSpecific() prepared {
 	s, rng := m.stack(), m.rng()
-	defer s.Destroy()
 	res := tcpRes(gvAddr(serverAddr), bindPort, false)
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{close: s.Destroy, batch: loop(func() {
 		if _, err := s.ReservePort(rng, res, nil); err != nil {
 			panic(fmt.Sprint("gvisor bind: ", err))
 		}
@@ -80,16 +79,15 @@ func (m *gvisorImpl) bindSpecific() Cell {
 	})}
 }
 
-func (m *gvisorImpl) wildcardBind(n int) Cell {
+func (m *gvisorImpl) wildcardBind(n int) prepared {
 	s, rng := m.stack(), m.rng()
-	defer s.Destroy()
 	for i := range n {
 		if _, err := s.ReservePort(rng, tcpRes(tcpip.AddrFrom4(loopN(i)), bindPort, true), nil); err != nil {
 			panic(fmt.Sprint("gvisor specific bind: ", err))
 		}
 	}
 	res := tcpRes(tcpip.Address{}, bindPort, true)
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{close: s.Destroy, batch: loop(func() {
 		if _, err := s.ReservePort(rng, res, nil); err != nil {
 			panic(fmt.Sprint("gvisor wildcard bind: ", err))
 		}
@@ -100,9 +98,8 @@ func (m *gvisorImpl) wildcardBind(n int) Cell {
 // acceptedBind: the listener's reservation and one tuple reservation per
 // accepted connection (tcp accept.go: ReserveTuple), then a plain bind on
 // the listener's address, which fails.
-func (m *gvisorImpl) acceptedBind(n int) Cell {
+func (m *gvisorImpl) acceptedBind(n int) prepared {
 	s, rng := m.stack(), m.rng()
-	defer s.Destroy()
 	lo := tcpip.AddrFrom4([4]byte{127, 0, 0, 1})
 	res := tcpRes(lo, acceptPt, false)
 	if _, err := s.ReservePort(rng, res, nil); err != nil {
@@ -115,20 +112,19 @@ func (m *gvisorImpl) acceptedBind(n int) Cell {
 			panic("gvisor ReserveTuple failed")
 		}
 	}
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{close: s.Destroy, batch: loop(func() {
 		if _, err := s.ReservePort(rng, res, nil); err == nil {
 			panic("gvisor: bind on a listener's address succeeded")
 		}
-	}), Note: "ErrPortInUse"}
+	}), note: "ErrPortInUse"}
 }
 
 // ephemeral is the ephemeral choice of gVisor's tcp connect
 // (endpoint.go: PickEphemeralPort with a tester that reserves the port
 // toward the destination), undone by ReleasePort. Registering the
 // endpoint with the demuxer, which connect also does, is left out.
-func (m *gvisorImpl) ephemeral(lo, hi, occ int, contiguous bool) Cell {
+func (m *gvisorImpl) ephemeral(lo, hi, occ int, contiguous bool) prepared {
 	s, rng := m.stack(), m.rng()
-	defer s.Destroy()
 	if err := s.SetPortRange(uint16(lo), uint16(hi)); err != nil {
 		panic(fmt.Sprint("gvisor SetPortRange: ", err))
 	}
@@ -141,7 +137,7 @@ func (m *gvisorImpl) ephemeral(lo, hi, occ int, contiguous bool) Cell {
 			panic(fmt.Sprint("gvisor fill: ", err))
 		}
 	}
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{close: s.Destroy, batch: loop(func() {
 		var got ports.Reservation
 		if _, err := s.PickEphemeralPort(rng, func(p uint16) (bool, tcpip.Error) {
 			r := tcpRes(src, p, false)
@@ -209,16 +205,15 @@ func (m *gvisorImpl) lookupStack(n int) *stack.Stack {
 	return s
 }
 
-func (m *gvisorImpl) lookup(n int) []Cell {
+func (m *gvisorImpl) lookup(n int) []prepared {
 	s := m.lookupStack(n)
-	defer s.Destroy()
 	srcs := probeOrder(m.cfg.Seed, n)
-	var out []Cell
+	var out []prepared
 	for k, port := range []uint16{httpsPort, exactPort, wildPort, missPort} {
 		dst := netip.AddrPortFrom(serverAddr, port)
 		want := k != 3
 		i := 0
-		v := measure(m.cfg.Measure, func() {
+		p := prepared{batch: loop(func() {
 			ep := s.FindTransportEndpoint(ipv4.ProtocolNumber, tcp.ProtocolNumber, gvID(dst, srcs[i]), gvNIC)
 			if (ep != nil) != want {
 				panic(fmt.Sprintf("gvisor lookup %s: %v", lookupKinds[k], ep))
@@ -226,15 +221,17 @@ func (m *gvisorImpl) lookup(n int) []Cell {
 			if i++; i == len(srcs) {
 				i = 0
 			}
-		})
-		out = append(out, Cell{V: v})
+		})}
+		if k == 0 {
+			p.close = s.Destroy
+		}
+		out = append(out, p)
 	}
 	return out
 }
 
-func (m *gvisorImpl) reuseport(n, flows int) Cell {
+func (m *gvisorImpl) reuseport(n, flows int) prepared {
 	s := m.stack()
-	defer s.Destroy()
 	id := gvID(netip.AddrPortFrom(netip.IPv4Unspecified(), groupPort), netip.AddrPort{})
 	for i := range n {
 		if err := s.RegisterTransportEndpoint(v4only, tcp.ProtocolNumber, id, &gvEP{id: i}, ports.Flags{LoadBalanced: true}, 0); err != nil {
@@ -249,20 +246,19 @@ func (m *gvisorImpl) reuseport(n, flows int) Cell {
 		counts[ep.(*gvEP).id]++
 	}
 	i := 0
-	v := measure(m.cfg.Measure, func() {
+	return prepared{close: s.Destroy, note: spread(counts), batch: loop(func() {
 		s.FindTransportEndpoint(ipv4.ProtocolNumber, tcp.ProtocolNumber, gvID(dst, srcs[i]), gvNIC)
 		if i++; i == len(srcs) {
 			i = 0
 		}
-	})
-	return Cell{V: v, Note: spread(counts)}
+	})}
 }
 
-func (m *gvisorImpl) memory(n int) Cell {
+func (m *gvisorImpl) memory(n int) prepared {
 	before := heapAlloc()
 	s := m.lookupStack(n)
 	after := heapAlloc()
 	runtime.KeepAlive(s)
 	s.Destroy()
-	return Cell{V: float64(after-before) / float64(n), Note: "demuxer + port reservations only"}
+	return fixed(Cell{V: float64(after-before) / float64(n), Note: "demuxer + port reservations only"})
 }

@@ -64,32 +64,65 @@ type Row struct {
 	Kernel   Cell
 }
 
-// measure runs op in batches for about d and returns the median time per
-// op over the batches. op must leave the table as it found it.
-func measure(d time.Duration, op func()) float64 {
-	op() // warm
-	n := 1
-	for {
+// prepared is one column's cell of a row, set up and ready: batch runs the
+// operation n times and returns the time taken; when batch is nil the cell
+// is fixed (a size, or a reason it is missing). The operation must leave the
+// table as it found it.
+type prepared struct {
+	batch func(n int) time.Duration
+	fixed Cell
+	note  string
+	close func()
+}
+
+func fixed(c Cell) prepared { return prepared{fixed: c} }
+
+// loop makes a batch of op.
+func loop(op func()) func(n int) time.Duration {
+	return func(n int) time.Duration {
 		t := time.Now()
 		for range n {
 			op()
 		}
-		if el := time.Since(t); el > d/20 || n >= 1<<24 {
-			break
-		}
-		n *= 2
+		return time.Since(t)
 	}
-	var per []float64
-	deadline := time.Now().Add(d)
-	for len(per) < 5 || (time.Now().Before(deadline) && len(per) < 25) {
-		t := time.Now()
-		for range n {
-			op()
+}
+
+// measureTogether measures the columns of one row side by side: after a
+// calibration it runs one batch of each column in turn, round after
+// round, for about d per column (at least 5 rounds), so that load from
+// elsewhere falls on every column alike; a cell is the median time per op.
+func measureTogether(d time.Duration, ps []prepared) []Cell {
+	out := make([]Cell, len(ps))
+	ns := make([]int, len(ps))
+	per := make([][]float64, len(ps))
+	var active []int
+	for i, p := range ps {
+		if p.batch == nil {
+			out[i] = p.fixed
+			continue
 		}
-		per = append(per, float64(time.Since(t).Nanoseconds())/float64(n))
+		active = append(active, i)
+		n := 1
+		for {
+			if el := p.batch(n); el > d/20 || n >= 1<<24 {
+				break
+			}
+			n *= 2
+		}
+		ns[i] = n
 	}
-	slices.Sort(per)
-	return per[len(per)/2]
+	deadline := time.Now().Add(d * time.Duration(len(active)))
+	for r := 0; r < 5 || (time.Now().Before(deadline) && r < 25); r++ {
+		for _, i := range active {
+			per[i] = append(per[i], float64(ps[i].batch(ns[i]).Nanoseconds())/float64(ns[i]))
+		}
+	}
+	for _, i := range active {
+		slices.Sort(per[i])
+		out[i] = Cell{V: per[i][len(per[i])/2], Note: ps[i].note}
+	}
+	return out
 }
 
 // heapAlloc is the live heap after a full collection.
@@ -200,15 +233,46 @@ func workloadNames(sz Sizes) []string {
 
 var lookupKinds = []string{"established hit", "exact listener", "wildcard listener", "miss"}
 
-// impl is one column: it fills in its cell of each row by name.
+// impl is one column. Each method sets up a workload and returns it
+// prepared; lookup returns one per lookupKinds.
 type impl interface {
-	bindSpecific() Cell
-	wildcardBind(n int) Cell
-	acceptedBind(n int) Cell
-	ephemeral(lo, hi, occ int, contiguous bool) Cell
-	lookup(n int) []Cell // one per lookupKinds
-	reuseport(n, flows int) Cell
-	memory(n int) Cell
+	bindSpecific() prepared
+	wildcardBind(n int) prepared
+	acceptedBind(n int) prepared
+	ephemeral(lo, hi, occ int, contiguous bool) prepared
+	lookup(n int) []prepared
+	reuseport(n, flows int) prepared
+	memory(n int) prepared
+}
+
+// task is a group of rows set up together.
+type task struct {
+	rows int
+	prep func(impl) []prepared
+}
+
+func one(f func(impl) prepared) task {
+	return task{rows: 1, prep: func(im impl) []prepared { return []prepared{f(im)} }}
+}
+
+func tasks(sz Sizes) []task {
+	var ts []task
+	ts = append(ts, one(func(im impl) prepared { return im.bindSpecific() }))
+	for _, n := range sz.Specific {
+		ts = append(ts, one(func(im impl) prepared { return im.wildcardBind(n) }))
+	}
+	ts = append(ts, one(func(im impl) prepared { return im.acceptedBind(sz.Accepted) }))
+	for _, contiguous := range []bool{false, true} {
+		for _, o := range sz.Occ {
+			ts = append(ts, one(func(im impl) prepared { return im.ephemeral(sz.PortLo, sz.PortHi, o, contiguous) }))
+		}
+	}
+	for _, n := range sz.Lookup {
+		ts = append(ts, task{rows: len(lookupKinds), prep: func(im impl) []prepared { return im.lookup(n) }})
+	}
+	ts = append(ts, one(func(im impl) prepared { return im.reuseport(sz.Group, sz.Spread) }))
+	ts = append(ts, one(func(im impl) prepared { return im.memory(sz.MemFlows) }))
+	return ts
 }
 
 // Run measures every workload in every column.
@@ -227,7 +291,7 @@ func Run(cfg Config) []Row {
 		rows[i] = Row{Workload: n, Unit: "ns/op"}
 	}
 	rows[len(rows)-1].Unit = "B/flow"
-	kern := impl(nil)
+	var kern impl
 	kernWhy := "n/a (kernel column off)"
 	if cfg.Kernel {
 		if k, err := newKernel(cfg); err != nil {
@@ -236,75 +300,63 @@ func Run(cfg Config) []Row {
 			kern = k
 		}
 	}
-	cols := []struct {
-		name string
-		im   impl
-		cell func(*Row) *Cell
-	}{
-		{"socktab", &socktabImpl{cfg: cfg}, func(r *Row) *Cell { return &r.Socktab }},
-		{"gvisor", &gvisorImpl{cfg: cfg}, func(r *Row) *Cell { return &r.GVisor }},
-		{"kernel", kern, func(r *Row) *Cell { return &r.Kernel }},
-	}
-	for _, col := range cols {
-		set := func(i int, f func() Cell) {
-			if col.im == nil {
-				*col.cell(&rows[i]) = na(kernWhy)
-				return
-			}
-			if cfg.Only != nil && !cfg.Only.MatchString(rows[i].Workload) {
-				*col.cell(&rows[i]) = na("not run")
-				return
-			}
-			if time.Since(start) > cfg.Total {
-				*col.cell(&rows[i]) = na("skipped: time budget")
-				return
-			}
-			t := time.Now()
-			*col.cell(&rows[i]) = f()
-			if cfg.Log != nil {
-				fmt.Fprintf(cfg.Log, "%-8s %-60s %-28s (%.1fs)\n", col.name, rows[i].Workload, fmtCell(*col.cell(&rows[i]), rows[i].Unit), time.Since(t).Seconds())
-			}
+	cols := []impl{&socktabImpl{cfg: cfg}, &gvisorImpl{cfg: cfg}, kern}
+	i := 0
+	for _, tk := range tasks(sz) {
+		group := rows[i : i+tk.rows]
+		i += tk.rows
+		skip := ""
+		switch {
+		case !cfg.wants(names[i-tk.rows : i]):
+			skip = "not run"
+		case time.Since(start) > cfg.Total:
+			skip = "skipped: time budget"
 		}
-		i := 0
-		set(i, func() Cell { return col.im.bindSpecific() })
-		i++
-		for _, n := range sz.Specific {
-			set(i, func() Cell { return col.im.wildcardBind(n) })
-			i++
-		}
-		set(i, func() Cell { return col.im.acceptedBind(sz.Accepted) })
-		i++
-		for _, contiguous := range []bool{false, true} {
-			for _, o := range sz.Occ {
-				set(i, func() Cell { return col.im.ephemeral(sz.PortLo, sz.PortHi, o, contiguous) })
-				i++
-			}
-		}
-		for _, n := range sz.Lookup {
-			var cells []Cell
-			if col.im == nil || time.Since(start) > cfg.Total || !cfg.wants(names[i:i+len(lookupKinds)]) {
-				for range lookupKinds {
-					set(i, func() Cell { return Cell{} })
-					i++
+		t := time.Now()
+		preps := make([][]prepared, len(cols)) // [column][row]
+		for c, im := range cols {
+			preps[c] = make([]prepared, tk.rows)
+			for j := range preps[c] {
+				switch {
+				case skip != "":
+					preps[c][j] = fixed(na(skip))
+				case im == nil:
+					preps[c][j] = fixed(na(kernWhy))
 				}
-				continue
 			}
-			t := time.Now()
-			cells = col.im.lookup(n)
-			for k := range lookupKinds {
-				rows[i].setCol(col.name, cells[k])
-				if cfg.Log != nil {
-					fmt.Fprintf(cfg.Log, "%-8s %-60s %-28s (%.1fs)\n", col.name, rows[i].Workload, fmtCell(cells[k], "ns/op"), time.Since(t).Seconds())
-				}
-				i++
+			if skip == "" && im != nil {
+				copy(preps[c], tk.prep(im))
 			}
 		}
-		set(i, func() Cell { return col.im.reuseport(sz.Group, sz.Spread) })
-		i++
-		set(i, func() Cell { return col.im.memory(sz.MemFlows) })
+		for j := range group {
+			ps := make([]prepared, len(cols))
+			for c := range cols {
+				ps[c] = preps[c][j]
+			}
+			cells := measureTogether(cfg.Measure, ps)
+			group[j].Socktab, group[j].GVisor, group[j].Kernel = cells[0], cells[1], cells[2]
+			if cfg.Log != nil && skip == "" {
+				fmt.Fprintf(cfg.Log, "%-58s %-14s %-14s %-14s (%.1fs)\n", group[j].Workload, short(cells[0], group[j].Unit),
+					short(cells[1], group[j].Unit), short(cells[2], group[j].Unit), time.Since(t).Seconds())
+			}
+		}
+		for c := range preps {
+			for _, p := range preps[c] {
+				if p.close != nil {
+					p.close()
+				}
+			}
+		}
 		runtime.GC()
 	}
 	return rows
+}
+
+func short(c Cell, unit string) string {
+	if !c.ok() {
+		return "n/a"
+	}
+	return strings.SplitN(fmtCell(Cell{V: c.V}, unit), " (", 2)[0]
 }
 
 // wants reports whether any of the workloads is to be measured.
@@ -318,15 +370,4 @@ func (cfg Config) wants(names []string) bool {
 		}
 	}
 	return false
-}
-
-func (r *Row) setCol(name string, c Cell) {
-	switch name {
-	case "socktab":
-		r.Socktab = c
-	case "gvisor":
-		r.GVisor = c
-	default:
-		r.Kernel = c
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,43 +46,101 @@ func (k *kernelImpl) nsName() string {
 	return fmt.Sprintf("socktab-bench-%d-%d", os.Getpid(), k.n)
 }
 
-// inNS runs f in a fresh namespace with lo up, after the shell commands
-// setup ran there.
-func (k *kernelImpl) inNS(setup string, f func() Cell) (c Cell) {
+// nsWorker is a goroutine on an OS thread moved into a namespace: every
+// syscall of a workload runs there. The thread is never handed back, so it
+// exits with the goroutine.
+type nsWorker struct {
+	req  chan func()
+	done chan struct{}
+}
+
+// do runs f on the namespace thread and returns its panic as an error.
+func (w *nsWorker) do(f func()) (err error) {
+	ch := make(chan struct{})
+	w.req <- func() {
+		defer close(ch)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+			}
+		}()
+		f()
+	}
+	<-ch
+	return err
+}
+
+// prep makes a fresh namespace with lo up, runs the shell commands setup
+// there, then setup on the namespace thread; setup returns the operation
+// to measure (nil for a fixed cell), what to release, and a note.
+func (k *kernelImpl) prep(script string, setup func() (op func(), release func(), c Cell)) prepared {
 	name := k.nsName()
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return na("ip netns add: " + strings.TrimSpace(string(out)))
+		return fixed(na("ip netns add: " + strings.TrimSpace(string(out))))
 	}
-	defer exec.Command("ip", "netns", "delete", name).Run()
-	script := "ip link set lo up"
-	if setup != "" {
-		script += " && " + setup
+	del := func() { exec.Command("ip", "netns", "delete", name).Run() }
+	sh := "ip link set lo up"
+	if script != "" {
+		sh += " && " + script
 	}
-	if out, err := exec.Command("ip", "netns", "exec", name, "sh", "-c", script).CombinedOutput(); err != nil {
-		return na("setup: " + strings.TrimSpace(string(out)))
+	if out, err := exec.Command("ip", "netns", "exec", name, "sh", "-c", sh).CombinedOutput(); err != nil {
+		del()
+		return fixed(na("setup: " + strings.TrimSpace(string(out))))
 	}
 	nsfd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return na("open netns: " + err.Error())
+		del()
+		return fixed(na("open netns: " + err.Error()))
 	}
 	defer unix.Close(nsfd)
-	done := make(chan struct{})
+	w := &nsWorker{req: make(chan func()), done: make(chan struct{})}
+	setnsErr := make(chan error, 1)
 	go func() {
-		defer close(done)
+		defer close(w.done)
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		defer func() {
-			if r := recover(); r != nil {
-				c = na(fmt.Sprint("error: ", r))
-			}
-		}()
 		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			c = na("setns: " + err.Error())
+			setnsErr <- err
 			return
 		}
-		c = f()
+		setnsErr <- nil
+		for f := range w.req {
+			f()
+		}
 	}()
-	<-done
-	return c
+	if err := <-setnsErr; err != nil {
+		del()
+		return fixed(na("setns: " + err.Error()))
+	}
+	var op, release func()
+	var c Cell
+	stop := func() {
+		if release != nil {
+			w.do(release)
+		}
+		close(w.req)
+		<-w.done
+		del()
+	}
+	if err := w.do(func() { op, release, c = setup() }); err != nil {
+		stop()
+		return fixed(na("error: " + err.Error()))
+	}
+	if op == nil {
+		stop()
+		return fixed(c)
+	}
+	return prepared{note: c.Note, close: stop, batch: func(n int) (el time.Duration) {
+		if err := w.do(func() {
+			t := time.Now()
+			for range n {
+				op()
+			}
+			el = time.Since(t)
+		}); err != nil {
+			panic("kernel: " + err.Error())
+		}
+		return el
+	}}
 }
 
 // fds collects descriptors to close when a workload ends.
@@ -112,42 +171,40 @@ func check(err error, what string) {
 	}
 }
 
-func (k *kernelImpl) bindSpecific() Cell {
-	return k.inNS("", func() Cell {
-		return Cell{V: measure(k.cfg.Measure, func() {
+func (k *kernelImpl) bindSpecific() prepared {
+	return k.prep("", func() (func(), func(), Cell) {
+		return func() {
 			fd := sock()
 			check(unix.Bind(fd, sa4(lo4, bindPort)), "bind")
 			unix.Close(fd)
-		})}
+		}, nil, Cell{}
 	})
 }
 
-func (k *kernelImpl) wildcardBind(n int) Cell {
-	return k.inNS("", func() Cell {
+func (k *kernelImpl) wildcardBind(n int) prepared {
+	return k.prep("", func() (func(), func(), Cell) {
 		var held fds
-		defer held.closeAll()
 		for i := range n {
 			fd := sock()
 			held = append(held, fd)
 			check(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1), "SO_REUSEADDR")
 			check(unix.Bind(fd, sa4(loopN(i), bindPort)), "specific bind")
 		}
-		return Cell{V: measure(k.cfg.Measure, func() {
+		return func() {
 			fd := sock()
 			check(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1), "SO_REUSEADDR")
 			check(unix.Bind(fd, sa4([4]byte{}, bindPort)), "wildcard bind")
 			unix.Close(fd)
-		})}
+		}, held.closeAll, Cell{}
 	})
 }
 
 // acceptedBind keeps the n accepted sockets open; the clients are closed
 // after each accept to stay under the open-file limit (the accepted ends
 // then sit in CLOSE_WAIT, still holding the port).
-func (k *kernelImpl) acceptedBind(n int) Cell {
-	return k.inNS("", func() Cell {
+func (k *kernelImpl) acceptedBind(n int) prepared {
+	return k.prep("", func() (func(), func(), Cell) {
 		var held fds
-		defer held.closeAll()
 		l := sock()
 		held = append(held, l)
 		check(unix.Bind(l, sa4(lo4, acceptPt)), "listener bind")
@@ -160,23 +217,24 @@ func (k *kernelImpl) acceptedBind(n int) Cell {
 			held = append(held, a)
 			unix.Close(c)
 		}
-		return Cell{V: measure(k.cfg.Measure, func() {
+		return func() {
 			fd := sock()
 			if err := unix.Bind(fd, sa4(lo4, acceptPt)); err != unix.EADDRINUSE {
 				panic(fmt.Sprint("bind on the listener's address: ", err))
 			}
 			unix.Close(fd)
-		}), Note: "EADDRINUSE"}
+		}, held.closeAll, Cell{Note: "EADDRINUSE"}
 	})
 }
 
 // ephemeral fills the occupied ports with TIME_WAIT connections toward
 // 127.0.0.1:443 (each port forced by IP_LOCAL_PORT_RANGE, tcp_tw_reuse off
 // so they block the tuple), closes the listener, then measures socket +
-// connect (refused: the port goes back) + close.
-func (k *kernelImpl) ephemeral(lo, hi, occ int, contiguous bool) Cell {
-	setup := fmt.Sprintf("echo '%d %d' > /proc/sys/net/ipv4/ip_local_port_range && echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse && echo 262144 > /proc/sys/net/ipv4/tcp_max_tw_buckets", lo, hi)
-	return k.inNS(setup, func() Cell {
+// connect (refused: the port goes back) + close. TIME_WAIT lasts 60 s,
+// far longer than the measurement.
+func (k *kernelImpl) ephemeral(lo, hi, occ int, contiguous bool) prepared {
+	script := fmt.Sprintf("echo '%d %d' > /proc/sys/net/ipv4/ip_local_port_range && echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse && echo 262144 > /proc/sys/net/ipv4/tcp_max_tw_buckets", lo, hi)
+	return k.prep(script, func() (func(), func(), Cell) {
 		l := sock()
 		check(unix.Bind(l, sa4(lo4, httpsPort)), "listener bind")
 		check(unix.Listen(l, 4096), "listen")
@@ -195,22 +253,22 @@ func (k *kernelImpl) ephemeral(lo, hi, occ int, contiguous bool) Cell {
 		}
 		unix.Close(l)
 		if wrong > 0 {
-			return na(fmt.Sprintf("fill: %d connects missed their port", wrong))
+			return nil, nil, na(fmt.Sprintf("fill: %d connects missed their port", wrong))
 		}
-		return Cell{V: measure(k.cfg.Measure, func() {
+		return func() {
 			fd := sock()
 			if err := unix.Connect(fd, sa4(lo4, httpsPort)); err != unix.ECONNREFUSED {
 				panic(fmt.Sprint("connect: ", err))
 			}
 			unix.Close(fd)
-		})}
+		}, nil, Cell{}
 	})
 }
 
-func (k *kernelImpl) lookup(n int) []Cell {
-	out := make([]Cell, len(lookupKinds))
+func (k *kernelImpl) lookup(n int) []prepared {
+	out := make([]prepared, len(lookupKinds))
 	for i := range out {
-		out[i] = na("n/a (no syscall)")
+		out[i] = fixed(na("n/a (no syscall)"))
 	}
 	return out
 }
@@ -218,8 +276,8 @@ func (k *kernelImpl) lookup(n int) []Cell {
 // reuseport: n listeners with SO_REUSEPORT on 127.0.0.1:8443, flows
 // connections, then each listener's accept queue is counted. The time of
 // the kernel's lookup is not measurable by syscalls.
-func (k *kernelImpl) reuseport(n, flows int) Cell {
-	return k.inNS("", func() Cell {
+func (k *kernelImpl) reuseport(n, flows int) prepared {
+	return k.prep("", func() (func(), func(), Cell) {
 		var ls fds
 		defer ls.closeAll()
 		for range n {
@@ -246,8 +304,8 @@ func (k *kernelImpl) reuseport(n, flows int) Cell {
 				counts[i]++
 			}
 		}
-		return na("time n/a; " + spread(counts))
+		return nil, nil, na("time n/a; " + spread(counts))
 	})
 }
 
-func (k *kernelImpl) memory(n int) Cell { return na("n/a (no syscall)") }
+func (k *kernelImpl) memory(n int) prepared { return fixed(na("n/a (no syscall)")) }

@@ -82,17 +82,17 @@ func must(r engine.Result, want engine.Errno, what string) {
 	}
 }
 
-func (m *socktabImpl) bindSpecific() Cell {
+func (m *socktabImpl) bindSpecific() prepared {
 	h := m.host()
 	ap := netip.AddrPortFrom(serverAddr, bindPort)
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{batch: loop(func() {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
 		must(h.Bind(s, ap), engine.OK, "bind")
 		h.Close(s)
 	})}
 }
 
-func (m *socktabImpl) wildcardBind(n int) Cell {
+func (m *socktabImpl) wildcardBind(n int) prepared {
 	h := m.host()
 	for i := range n {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
@@ -100,7 +100,7 @@ func (m *socktabImpl) wildcardBind(n int) Cell {
 		must(h.Bind(s, netip.AddrPortFrom(netip.AddrFrom4(loopN(i)), bindPort)), engine.OK, "specific bind")
 	}
 	wild := netip.AddrPortFrom(netip.IPv4Unspecified(), bindPort)
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{batch: loop(func() {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
 		h.SetSockOpt(s, engine.SO_REUSEADDR, 1, "")
 		must(h.Bind(s, wild), engine.OK, "wildcard bind")
@@ -108,7 +108,7 @@ func (m *socktabImpl) wildcardBind(n int) Cell {
 	})}
 }
 
-func (m *socktabImpl) acceptedBind(n int) Cell {
+func (m *socktabImpl) acceptedBind(n int) prepared {
 	h := m.host()
 	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), acceptPt)
 	l, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
@@ -121,17 +121,17 @@ func (m *socktabImpl) acceptedBind(n int) Cell {
 			panic(r.Err)
 		}
 	}
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{batch: loop(func() {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
 		must(h.Bind(s, ap), engine.EADDRINUSE, "bind on the listener's address")
 		h.Close(s)
-	}), Note: "EADDRINUSE"}
+	}), note: "EADDRINUSE"}
 }
 
 // ephemeral: connects toward one destination, a second simulated host on
 // which nobody listens, so each connect chooses a port, is refused and
 // gives the port back; the occupancy stays fixed.
-func (m *socktabImpl) ephemeral(lo, hi, occ int, contiguous bool) Cell {
+func (m *socktabImpl) ephemeral(lo, hi, occ int, contiguous bool) prepared {
 	h := m.host()
 	if e, err := h.Sysctl.Set("net.ipv4.ip_local_port_range", []string{strconv.Itoa(lo), strconv.Itoa(hi)}); err != nil || e != engine.OK {
 		panic(fmt.Sprint("sysctl ", e, err))
@@ -143,7 +143,7 @@ func (m *socktabImpl) ephemeral(lo, hi, occ int, contiguous bool) Cell {
 			panic(err)
 		}
 	}
-	return Cell{V: measure(m.cfg.Measure, func() {
+	return prepared{batch: loop(func() {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
 		must(h.Connect(s, connDst), engine.ECONNREFUSED, "connect")
 		h.Close(s)
@@ -173,10 +173,10 @@ func (m *socktabImpl) lookupHost(n int) *engine.Host {
 	return h
 }
 
-func (m *socktabImpl) lookup(n int) []Cell {
+func (m *socktabImpl) lookup(n int) []prepared {
 	h := m.lookupHost(n)
 	srcs := probeOrder(m.cfg.Seed, n)
-	var out []Cell
+	var out []prepared
 	for k, c := range []struct {
 		port  uint16
 		flags uint8
@@ -189,7 +189,7 @@ func (m *socktabImpl) lookup(n int) []Cell {
 	} {
 		dst := netip.AddrPortFrom(serverAddr, c.port)
 		i := 0
-		v := measure(m.cfg.Measure, func() {
+		out = append(out, prepared{batch: loop(func() {
 			d := h.Lookup(engine.Packet{Proto: engine.TCP, Src: srcs[i], Dst: dst, Flags: c.flags})
 			if d.Stage != c.stage {
 				panic(fmt.Sprintf("socktab lookup %s: stage %v", lookupKinds[k], d.Stage))
@@ -197,8 +197,7 @@ func (m *socktabImpl) lookup(n int) []Cell {
 			if i++; i == len(srcs) {
 				i = 0
 			}
-		})
-		out = append(out, Cell{V: v})
+		})})
 	}
 	return out
 }
@@ -215,7 +214,7 @@ func groupSources(seed uint64, n int) []netip.AddrPort {
 	return out
 }
 
-func (m *socktabImpl) reuseport(n, flows int) Cell {
+func (m *socktabImpl) reuseport(n, flows int) prepared {
 	h := m.host()
 	ap := netip.AddrPortFrom(netip.IPv4Unspecified(), groupPort)
 	idx := map[*engine.Socket]int{}
@@ -237,19 +236,18 @@ func (m *socktabImpl) reuseport(n, flows int) Cell {
 		counts[idx[d.Socket]]++
 	}
 	i := 0
-	v := measure(m.cfg.Measure, func() {
+	return prepared{batch: loop(func() {
 		h.Lookup(engine.Packet{Proto: engine.TCP, Src: srcs[i], Dst: dst, Flags: engine.FlagSYN})
 		if i++; i == len(srcs) {
 			i = 0
 		}
-	})
-	return Cell{V: v, Note: spread(counts)}
+	}), note: spread(counts)}
 }
 
-func (m *socktabImpl) memory(n int) Cell {
+func (m *socktabImpl) memory(n int) prepared {
 	before := heapAlloc()
 	h := m.lookupHost(n)
 	after := heapAlloc()
 	runtime.KeepAlive(h)
-	return Cell{V: float64(after-before) / float64(n)}
+	return fixed(Cell{V: float64(after-before) / float64(n)})
 }
