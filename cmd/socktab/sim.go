@@ -142,12 +142,12 @@ func runSim(stdout, stderr io.Writer, args []string, f simFlags) error {
 				}
 				continue
 			}
-			fmt.Fprintf(w, "%s:%d\t%s\t=> %s\t# %s", st.File, st.Line, st.Text, o.Result, o.Reason)
+			fmt.Fprintf(w, "%s:%-4d %-40s => %-13s # %s", st.File, st.Line, st.Text, o.Result, o.Reason)
 			if o.Tuple != "" {
 				fmt.Fprintf(w, " [%s]", o.Tuple)
 			}
 			if o.Checked() && !o.Pass {
-				fmt.Fprintf(w, "\t(expected %s)", st.Expect.Result)
+				fmt.Fprintf(w, "  (EXPECTED %s)", st.Expect.Result)
 			}
 			fmt.Fprintln(w)
 		}
