@@ -9,10 +9,10 @@ package kerneltest
 
 // Result is the kernel's answer to one step, in the vocabulary of
 // scenario.Outcome.Result: "ok", an errno name, or for a packet a socket
-// name, "rst", "icmp-port-unreachable" or "drop". One answer has no
-// engine counterpart: "EINPROGRESS", a connect to this host that was still
-// in progress after a while (it will never complete). A connect elsewhere
-// still in progress is "ok", as the engine assumes an unknown peer answers.
+// name, "rst", "icmp-port-unreachable" or "drop". A connect to this host
+// still in progress after a while (it will never complete) is
+// "EINPROGRESS"; one elsewhere is "ok", as the engine assumes an unknown
+// peer answers.
 type Result struct {
 	Result string
 	// Skip, when set, says why this step cannot be compared with the
