@@ -181,6 +181,59 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
+// BenchmarkLookupRatio measures the same lookups as BenchmarkLookup, but
+// interleaved: each op is a chunk of 256 plain-map lookups followed by 256
+// engine lookups of the same tuples (established) or of tuples that fall
+// through to the wildcard listener, each chunk timed on its own, so that
+// load from elsewhere falls on both alike. It reports both times per
+// lookup and their ratio (x-map), the figure the targets are stated in.
+func BenchmarkLookupRatio(b *testing.B) {
+	f := getLookupFixture(b)
+	const chunk = 256
+	for _, c := range []struct {
+		name  string
+		port  uint16
+		flags uint8
+		stage engine.Stage
+	}{
+		{"established", httpsPort, engine.FlagACK, engine.StageEstablished},
+		{"wildcard-listener", wildPort, engine.FlagSYN, engine.StageListenerWildcard},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			mapDst := netip.AddrPortFrom(serverAddr, httpsPort)
+			dst := netip.AddrPortFrom(serverAddr, c.port)
+			var tMap, tEngine time.Duration
+			i, lookups := 0, 0
+			for b.Loop() {
+				if i+chunk > f.n {
+					i = 0
+				}
+				t0 := time.Now()
+				for _, src := range f.srcs[i : i+chunk] {
+					if f.m[flowKey{src, mapDst}] == nil {
+						b.Fatal("missing flow")
+					}
+				}
+				t1 := time.Now()
+				for _, src := range f.srcs[i : i+chunk] {
+					if d := f.h.Lookup(engine.Packet{Proto: engine.TCP, Src: src, Dst: dst, Flags: c.flags}); d.Stage != c.stage {
+						b.Fatalf("stage %v", d.Stage)
+					}
+				}
+				t2 := time.Now()
+				tMap += t1.Sub(t0)
+				tEngine += t2.Sub(t1)
+				i += chunk
+				lookups += chunk
+			}
+			b.ReportMetric(float64(tMap.Nanoseconds())/float64(lookups), "map-ns/lookup")
+			b.ReportMetric(float64(tEngine.Nanoseconds())/float64(lookups), "engine-ns/lookup")
+			b.ReportMetric(float64(tEngine)/float64(tMap), "x-map")
+		})
+	}
+}
+
 // BenchmarkBindWildcard is a bind to 0.0.0.0:5000 on a port that n
 // sockets hold on n distinct specific loopback addresses (127.0.0.2 up),
 // then the close that undoes it, so the table stays as it was. ok: all
@@ -189,7 +242,6 @@ func BenchmarkLookup(b *testing.B) {
 // must cost the same at every n: the check reads classes of holders, not
 // the holders.
 func BenchmarkBindWildcard(b *testing.B) {
-	const port = 5000
 	for _, outcome := range []string{"ok", "conflict"} {
 		for _, n := range []int{10, 1000, 10000} {
 			b.Run(fmt.Sprintf("%s/specific=%d", outcome, n), func(b *testing.B) {
@@ -200,27 +252,79 @@ func BenchmarkBindWildcard(b *testing.B) {
 				} else {
 					want = engine.EADDRINUSE
 				}
-				h := newServer()
-				for i := range n {
-					s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-					h.SetSockOpt(s, engine.SO_REUSEADDR, reuse, "")
-					a := netip.AddrFrom4([4]byte{127, byte((i + 2) >> 16), byte((i + 2) >> 8), byte(i + 2)})
-					if r := h.Bind(s, netip.AddrPortFrom(a, port)); r.Err != engine.OK {
-						b.Fatalf("bind %s: %v", a, r.Err)
-					}
-				}
-				wild := netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+				op := wildcardBindOp(b, n, reuse, want)
 				b.ReportAllocs()
 				for b.Loop() {
-					s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-					h.SetSockOpt(s, engine.SO_REUSEADDR, reuse, "")
-					if r := h.Bind(s, wild); r.Err != want {
-						b.Fatalf("wildcard bind: %v, want %v", r.Err, want)
-					}
-					h.Close(s)
+					op()
 				}
 			})
 		}
+	}
+}
+
+// wildcardBindOp sets up BenchmarkBindWildcard's table of n specific
+// bindings on port 5000 and returns one wildcard bind + close.
+func wildcardBindOp(b *testing.B, n, reuse int, want engine.Errno) func() {
+	const port = 5000
+	h := newServer()
+	for i := range n {
+		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
+		h.SetSockOpt(s, engine.SO_REUSEADDR, reuse, "")
+		a := netip.AddrFrom4([4]byte{127, byte((i + 2) >> 16), byte((i + 2) >> 8), byte(i + 2)})
+		if r := h.Bind(s, netip.AddrPortFrom(a, port)); r.Err != engine.OK {
+			b.Fatalf("bind %s: %v", a, r.Err)
+		}
+	}
+	wild := netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+	return func() {
+		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
+		h.SetSockOpt(s, engine.SO_REUSEADDR, reuse, "")
+		if r := h.Bind(s, wild); r.Err != want {
+			b.Fatalf("wildcard bind: %v, want %v", r.Err, want)
+		}
+		h.Close(s)
+	}
+}
+
+// interleave times chunks of each op in turn, so that load from elsewhere
+// falls on all alike, and reports each one's time per op as a metric
+// named by unit, and the last one's time relative to the first (x-first).
+func interleave(b *testing.B, ops []func(), units []string) {
+	const chunk = 64
+	total := make([]time.Duration, len(ops))
+	n := 0
+	for b.Loop() {
+		for i, op := range ops {
+			t := time.Now()
+			for range chunk {
+				op()
+			}
+			total[i] += time.Since(t)
+		}
+		n += chunk
+	}
+	for i, u := range units {
+		b.ReportMetric(float64(total[i].Nanoseconds())/float64(n), u)
+	}
+	b.ReportMetric(float64(total[len(ops)-1])/float64(total[0]), "x-first")
+}
+
+// BenchmarkBindWildcardFlat runs BenchmarkBindWildcard's three table sizes
+// interleaved in one benchmark: ns per bind at each size, and x-first, the
+// cost at 10,000 specific bindings relative to 10.
+func BenchmarkBindWildcardFlat(b *testing.B) {
+	for _, outcome := range []string{"ok", "conflict"} {
+		b.Run(outcome, func(b *testing.B) {
+			reuse, want := 1, engine.OK
+			if outcome == "conflict" {
+				reuse, want = 0, engine.EADDRINUSE
+			}
+			var ops []func()
+			for _, n := range []int{10, 1000, 10000} {
+				ops = append(ops, wildcardBindOp(b, n, reuse, want))
+			}
+			interleave(b, ops, []string{"ns/bind@10", "ns/bind@1000", "ns/bind@10000"})
+		})
 	}
 }
 
@@ -240,69 +344,104 @@ func BenchmarkBindWildcard(b *testing.B) {
 //     expiry of the TIME_WAIT (Network.Advance by 61 s, a new hash slot
 //     each time).
 func BenchmarkConnectEphemeral(b *testing.B) {
-	const lo, hi = 32768, 60999
-	dst := netip.MustParseAddrPort("198.51.100.10:443")
 	for _, mode := range []string{"choice", "cycle"} {
 		for _, layout := range []string{"scattered", "contiguous"} {
 			for _, occ := range []int{0, 50, 90, 99} {
 				b.Run(fmt.Sprintf("%s/%s/occupancy=%d%%", mode, layout, occ), func(b *testing.B) {
-					h := newServer()
-					if e, err := h.Sysctl.Set("net.ipv4.ip_local_port_range", []string{strconv.Itoa(lo), strconv.Itoa(hi)}); err != nil || e != engine.OK {
-						b.Fatalf("sysctl: %v %v", e, err)
-					}
-					net := h.Network()
-					peerHost := net.AddHost("peer")
-					peerHost.AddIface("eth0", netip.MustParsePrefix("198.51.100.10/24"))
-					var lst *engine.Socket
-					if mode == "cycle" {
-						lst, _ = peerHost.NewSocket(engine.Inet, engine.TCP, 0)
-						if r := peerHost.Bind(lst, dst); r.Err != engine.OK {
-							b.Fatal(r.Err)
-						}
-						if r := peerHost.Listen(lst); r.Err != engine.OK {
-							b.Fatal(r.Err)
-						}
-					}
-					ports := make([]int, 0, hi-lo+1)
-					for p := lo; p <= hi; p++ {
-						ports = append(ports, p)
-					}
-					if layout == "scattered" {
-						r := rand.New(rand.NewPCG(benchSeed, uint64(occ)))
-						r.Shuffle(len(ports), func(i, j int) { ports[i], ports[j] = ports[j], ports[i] })
-					}
-					taken := len(ports) * occ / 100
-					for _, p := range ports[:taken] {
-						if _, err := h.Insert(engine.SocketSpec{Family: engine.Inet, Proto: engine.TCP, State: engine.Established,
-							Local: netip.AddrPortFrom(serverAddr, uint16(p)), Remote: dst, ConnectBind: true}); err != nil {
-							b.Fatal(err)
-						}
-					}
-					want := engine.ECONNREFUSED
-					if mode == "cycle" {
-						want = engine.OK
-					}
+					op, check := connectOp(b, mode, layout, occ)
 					b.ReportAllocs()
 					for b.Loop() {
-						s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-						if r := h.Connect(s, dst); r.Err != want {
-							b.Fatalf("connect: %v (%v), want %v", r.Err, r.Rule, want)
-						}
-						if mode == "cycle" {
-							c, _ := peerHost.Accept(lst)
-							h.Close(s)
-							peerHost.Close(c)
-							net.Advance(61 * time.Second)
-						} else {
-							h.Close(s)
-						}
+						op()
 					}
-					if got := len(h.Sockets()); got != taken {
-						b.Fatalf("%d sockets left, want %d: occupancy drifted", got, taken)
-					}
+					check()
 				})
 			}
 		}
+	}
+}
+
+// connectOp sets up one BenchmarkConnectEphemeral case and returns its op
+// and a check that the occupancy did not drift.
+func connectOp(b *testing.B, mode, layout string, occ int) (op func(), check func()) {
+	const lo, hi = 32768, 60999
+	dst := netip.MustParseAddrPort("198.51.100.10:443")
+	h := newServer()
+	if e, err := h.Sysctl.Set("net.ipv4.ip_local_port_range", []string{strconv.Itoa(lo), strconv.Itoa(hi)}); err != nil || e != engine.OK {
+		b.Fatalf("sysctl: %v %v", e, err)
+	}
+	net := h.Network()
+	peerHost := net.AddHost("peer")
+	peerHost.AddIface("eth0", netip.MustParsePrefix("198.51.100.10/24"))
+	var lst *engine.Socket
+	if mode == "cycle" {
+		lst, _ = peerHost.NewSocket(engine.Inet, engine.TCP, 0)
+		if r := peerHost.Bind(lst, dst); r.Err != engine.OK {
+			b.Fatal(r.Err)
+		}
+		if r := peerHost.Listen(lst); r.Err != engine.OK {
+			b.Fatal(r.Err)
+		}
+	}
+	ports := make([]int, 0, hi-lo+1)
+	for p := lo; p <= hi; p++ {
+		ports = append(ports, p)
+	}
+	if layout == "scattered" {
+		r := rand.New(rand.NewPCG(benchSeed, uint64(occ)))
+		r.Shuffle(len(ports), func(i, j int) { ports[i], ports[j] = ports[j], ports[i] })
+	}
+	taken := len(ports) * occ / 100
+	for _, p := range ports[:taken] {
+		if _, err := h.Insert(engine.SocketSpec{Family: engine.Inet, Proto: engine.TCP, State: engine.Established,
+			Local: netip.AddrPortFrom(serverAddr, uint16(p)), Remote: dst, ConnectBind: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want := engine.ECONNREFUSED
+	if mode == "cycle" {
+		want = engine.OK
+	}
+	op = func() {
+		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
+		if r := h.Connect(s, dst); r.Err != want {
+			b.Fatalf("connect: %v (%v), want %v", r.Err, r.Rule, want)
+		}
+		if mode == "cycle" {
+			c, _ := peerHost.Accept(lst)
+			h.Close(s)
+			peerHost.Close(c)
+			net.Advance(61 * time.Second)
+		} else {
+			h.Close(s)
+		}
+	}
+	check = func() {
+		if got := len(h.Sockets()); got != taken {
+			b.Fatalf("%d sockets left, want %d: occupancy drifted", got, taken)
+		}
+	}
+	return op, check
+}
+
+// BenchmarkConnectEphemeralFlat runs the choice cases of
+// BenchmarkConnectEphemeral at 0, 50, 90 and 99% occupancy interleaved in
+// one benchmark: ns per connect at each, and x-first, the cost at 99%
+// relative to an empty range.
+func BenchmarkConnectEphemeralFlat(b *testing.B) {
+	for _, layout := range []string{"scattered", "contiguous"} {
+		b.Run(layout, func(b *testing.B) {
+			var ops []func()
+			var checks []func()
+			for _, occ := range []int{0, 50, 90, 99} {
+				op, check := connectOp(b, "choice", layout, occ)
+				ops, checks = append(ops, op), append(checks, check)
+			}
+			b.ReportAllocs()
+			interleave(b, ops, []string{"ns/connect@0%", "ns/connect@50%", "ns/connect@90%", "ns/connect@99%"})
+			for _, c := range checks {
+				c()
+			}
+		})
 	}
 }
 
