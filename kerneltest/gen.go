@@ -14,8 +14,9 @@ import (
 // any order (TIME_WAIT), uid switches and packet queries. It is text so a
 // failing case can be saved and replayed by the simulator.
 //
-// Every address is on this host, or off it with no route (ENETUNREACH at
-// once): the engine assumes an unknown peer answers, the kernel would wait.
+// Every destination is on this host, or off it with no route (ENETUNREACH
+// at once): the engine assumes an unknown peer answers, the kernel would
+// wait.
 // Fixed ports (80, 5000, 5001) lie outside every ephemeral range used, so
 // no result depends on which port the kernel picked at random; packet
 // sources use ports 61000-65535, above the default range.
@@ -83,7 +84,17 @@ func (g *gen) scenario() string {
 	}
 	if g.pct(25) {
 		lo := 40000 + 2*g.rng.IntN(100)
-		g.line("sysctl net.ipv4.ip_local_port_range %d %d", lo, lo+g.rng.IntN(4))
+		hi := lo + g.rng.IntN(4)
+		g.line("sysctl net.ipv4.ip_local_port_range %d %d", lo, hi)
+		if g.pct(25) {
+			g.line("sysctl net.ipv4.ip_local_reserved_ports %d-%d", lo, lo+g.rng.IntN(hi-lo+1))
+		}
+	}
+	if g.pct(5) {
+		g.line("sysctl net.ipv6.ip_nonlocal_bind 1")
+	}
+	if g.pct(5) {
+		g.line("sysctl net.ipv4.tcp_tw_reuse %d", pick(g, 0, 1, 3))
 	}
 	if g.pct(10) {
 		g.line("sysctl net.ipv6.bindv6only 1")
@@ -330,12 +341,6 @@ func (g *gen) connect(s *gsock) {
 			}
 		}
 		g.line("connect %s %s", s.name, p)
-		return
-	}
-	if s.bound == "198.51.100.7" || strings.Contains(s.bound, "2001:db8:1::7") {
-		return // a reply to a non-local source never comes back
-	}
-	if strings.HasPrefix(s.bound, "198.51.100.7") || strings.HasPrefix(s.bound, "[2001:db8:1::7]") {
 		return
 	}
 	g.line("connect %s %s", s.name, g.target(s))
