@@ -14,7 +14,8 @@ const (
 	catV4                   // a.b.c.d, ::ffff:a.b.c.d
 	catV6AnyDual            // :: without IPV6_V6ONLY
 	catV6AnyOnly            // :: with IPV6_V6ONLY
-	catV6                   // a specific IPv6 address (always v6-only)
+	catV6                   // a specific IPv6 address bound by bind() (always v6-only)
+	catV6Dual               // a specific IPv6 source connect() gave a dual-stack socket: its IPv4 view is a never-matching placeholder, yet it is not v6-only, so IPv4 wildcards overlap it
 	numCats
 )
 
@@ -34,6 +35,9 @@ func category(a netip.Addr, v6only bool) cat {
 		}
 		return catV6AnyDual
 	}
+	if !v6only {
+		return catV6Dual
+	}
 	return catV6
 }
 
@@ -43,11 +47,12 @@ func category(a netip.Addr, v6only bool) cat {
 // ../shared/reference/linux-socket-rules.md §1.6, which the kernel's
 // bind_wildcard selftest exercises.
 var overlaps = [numCats][numCats]bool{
-	catV4Any:     {catV4Any: true, catV4: true, catV6AnyDual: true},
+	catV4Any:     {catV4Any: true, catV4: true, catV6AnyDual: true, catV6Dual: true},
 	catV4:        {catV4Any: true, catV4: true, catV6AnyDual: true},
-	catV6AnyDual: {true, true, true, true, true},
-	catV6AnyOnly: {catV6AnyDual: true, catV6AnyOnly: true, catV6: true},
-	catV6:        {catV6AnyDual: true, catV6AnyOnly: true, catV6: true},
+	catV6AnyDual: {true, true, true, true, true, true},
+	catV6AnyOnly: {catV6AnyDual: true, catV6AnyOnly: true, catV6: true, catV6Dual: true},
+	catV6:        {catV6AnyDual: true, catV6AnyOnly: true, catV6: true, catV6Dual: true},
+	catV6Dual:    {catV4Any: true, catV6AnyDual: true, catV6AnyOnly: true, catV6: true, catV6Dual: true},
 }
 
 // addrKey is the identity of a specific bound address: IPv4 and v4-mapped

@@ -46,6 +46,12 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 			if !a.IsMulticast() && !h.isLocal(a) && !(h.Sysctl.NonlocalBind6 || s.flags&fFreeBind != 0) {
 				return fail(EADDRNOTAVAIL, ruleNotLocal)
 			}
+			// __inet6_bind: ipv6_chk_addr(net, addr, dev, 0) with the bound
+			// device demands the address be on that device.
+			if i := h.ifaceByIndex(int(s.dev)); i != nil && !a.IsMulticast() && !carries(i, a) &&
+				!(h.Sysctl.NonlocalBind6 || s.flags&fFreeBind != 0) {
+				return fail(EADDRNOTAVAIL, ruleNotOnDevice)
+			}
 			v6only = true // __inet6_bind: a specific IPv6 address never takes IPv4
 		}
 	}
@@ -78,9 +84,11 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		return failWith(e, h.conflictWhy(e, s, other), other)
 	}
 	s.flags |= fHasPort | fHasAddr
-	s.flags &^= fBoundAddr
+	s.flags &^= fBoundAddr | fMappedAny
 	if !a.Unmap().IsUnspecified() {
 		s.flags |= fBoundAddr
+	} else if a.Is4In6() {
+		s.flags |= fMappedAny
 	}
 	if port != 0 {
 		s.flags |= fBoundPort

@@ -46,9 +46,6 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if a.Is4In6() && s.V6Only() {
 		return fail(ENETUNREACH, ruleMappedDstV6Only)
 	}
-	if s.fam == Inet6 && !a.Is4In6() && s.flags&fHasAddr != 0 && s.local.Addr().Is4In6() {
-		return fail(EAFNOSUPPORT, ruleMappedSrcV6Dst) // tcp_v6_connect, ip6_datagram_connect
-	}
 	v4 := a.Unmap()
 	if v4.IsUnspecified() {
 		// Connecting to 0.0.0.0 / :: reaches this host (ip_route_output_key;
@@ -75,8 +72,17 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if !ok {
 		return fail(ENETUNREACH, ruleNoRoute)
 	}
+	if s.fam == Inet6 && !a.Is4In6() && s.flags&fHasAddr != 0 && s.local.Addr().Is4In6() {
+		return fail(EAFNOSUPPORT, ruleMappedSrcV6Dst) // after the route lookup (replay finding)
+	}
 	if s.flags&fBoundAddr != 0 {
 		src = s.local.Addr().Unmap()
+		if i := h.ifaceByIndex(int(s.dev)); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() {
+			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
+		}
+		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
+			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
+		}
 	}
 	rdst := netip.AddrPortFrom(v4, dst.Port())
 	if s.proto == UDP {
@@ -133,6 +139,12 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		h.establish(s)
 		return Result{Rule: ruleConnectedExt, Local: s.local, Remote: s.remote}
 	}
+	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
+		// Even a SYN to itself goes nowhere on the IPv4 path.
+		h.establish(s)
+		h.setState(s, SynSent)
+		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local, Remote: s.remote}
+	}
 	if target == h && netip.AddrPortFrom(src, s.local.Port()) == dst {
 		// A SYN to itself: simultaneous open connects the socket to itself.
 		h.establish(s)
@@ -180,8 +192,13 @@ func (h *Host) connectFailed(s *Socket) {
 		s.local = netip.AddrPortFrom(s.local.Addr(), 0)
 	}
 	if s.flags&fBoundAddr == 0 {
-		// inet_bhash2_reset_saddr: back on the wildcard it was bound to.
-		s.local = netip.AddrPortFrom(anyAddr(s.fam), s.local.Port())
+		// inet_bhash2_reset_saddr: back on the wildcard it was bound to
+		// (::ffff:0.0.0.0 stays v4-mapped).
+		any := anyAddr(s.fam)
+		if s.flags&fMappedAny != 0 {
+			any = netip.AddrFrom16(netip.IPv4Unspecified().As16())
+		}
+		s.local = netip.AddrPortFrom(any, s.local.Port())
 	}
 	if s.flags&fHasPort != 0 {
 		t.addOwner(s)
@@ -204,6 +221,9 @@ func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepte
 	}
 	if dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback() {
 		return true
+	}
+	if dst.Addr().Is6() && !h.isLocal(src) {
+		return true // a foreign IPv6 source toward this host: the SYN is sent, nothing answers
 	}
 	if s.dev != 0 {
 		if i := h.ifaceByIndex(int(s.dev)); i != nil && !carries(i, src) {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-type sflags uint16
+type sflags uint32
 
 const (
 	fReuseAddr    sflags = 1 << iota // SO_REUSEADDR
@@ -23,6 +23,7 @@ const (
 	fAccepted                        // a child handed out by accept()
 	fHasAddr                         // a local address is recorded (bound, or bound with no port)
 	fMappedOps                       // TCP AF_INET6 socket that sent a SYN to a v4-mapped address keeps the IPv4 path (icsk_af_ops)
+	fMappedAny                       // bound to ::ffff:0.0.0.0
 	fWasConnected                    // the connection was reset: the socket layer still says connected (SS_CONNECTED)
 )
 

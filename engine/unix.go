@@ -4,7 +4,7 @@ package engine
 // outlive their socket until unlinked, and abstract names ("@name"), which
 // vanish with it. Neither touches any port.
 type unixTable struct {
-	files    map[string]*Socket // path → the socket bound there (nil: a stale file)
+	files    map[string]*Socket      // path → the socket bound there (nil: a stale file)
 	abstract map[abstractKey]*Socket // per socket type (unix_find_socket_byname compares the type)
 }
 
