@@ -1,0 +1,142 @@
+package inspect
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/live"
+)
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func bptr(b bool) *bool { return &b }
+
+// snapshot is a small machine: eth0 with a public, a private and a
+// link-local address; listeners on the wildcard, a specific address,
+// dual-stack and v6-only [::]; two SO_REUSEPORT listeners; connections.
+func snapshot() *live.Snapshot {
+	return &live.Snapshot{
+		Interfaces: []live.Interface{
+			{Name: "lo", Index: 1, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}},
+			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.5/24"),
+				netip.MustParsePrefix("10.1.2.3/8"), netip.MustParsePrefix("fe80::1/64"), netip.MustParsePrefix("2001:db8::5/64")}},
+		},
+		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, ReservedPorts: []uint16{40000, 40001}, UnprivilegedPortStart: 1024, TCPTWReuse: 2},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:80"), Inode: 1},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("10.1.2.3:80"), Inode: 2}, // takes 10.1.2.3 from the wildcard
+			{Proto: "tcp", Family: "inet6", State: "LISTEN", Local: ap("[::]:443"), V6Only: bptr(false), Inode: 3},
+			{Proto: "tcp", Family: "inet6", State: "LISTEN", Local: ap("[::]:8443"), V6Only: bptr(true), Inode: 4},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("127.0.0.1:9000"), Inode: 5},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("127.0.0.1:9000"), Inode: 6},
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("203.0.113.5:80"), Remote: ap("198.51.100.1:50000"), Inode: 7},
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("203.0.113.5:40002"), Remote: ap("198.51.100.9:443"), Inode: 8},
+			{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: ap("203.0.113.5:40004"), Remote: ap("198.51.100.9:443")},
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("10.1.2.3:53"), Inode: 9},
+		},
+	}
+}
+
+func TestClass(t *testing.T) {
+	for a, want := range map[string]string{"127.0.0.2": "loopback", "::1": "loopback", "169.254.1.1": "link-local",
+		"fe80::1": "link-local", "10.0.0.1": "private", "192.168.1.1": "private", "100.64.0.1": "cgnat",
+		"fd00::1": "ula", "8.8.8.8": "public", "2001:db8::1": "public", "::ffff:10.0.0.1": "private"} {
+		if got := Class(netip.MustParseAddr(a)); got != want {
+			t.Errorf("Class(%s) = %s, want %s", a, got, want)
+		}
+	}
+}
+
+func TestLoadInfersReusePortAndWho(t *testing.T) {
+	tab, err := Load(snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := tab.Who(engine.TCP, ap("127.0.0.1:5"), ap("127.0.0.1:9000"))
+	if len(d.Group) != 2 {
+		t.Fatalf("two listeners on one address:port must form a reuseport group, got %+v", d)
+	}
+	d = tab.Who(engine.TCP, ap("198.51.100.1:50000"), ap("203.0.113.5:80"))
+	if d.Stage != engine.StageEstablished || tab.Live(d.Socket).Inode != 7 {
+		t.Errorf("the established flow must win: %+v", d)
+	}
+	d = tab.Who(engine.TCP, ap("198.51.100.2:1"), ap("10.1.2.3:80"))
+	if d.Stage != engine.StageListenerExact || tab.Live(d.Socket).Inode != 2 {
+		t.Errorf("the specific listener must win: %+v", d)
+	}
+	d = tab.Who(engine.TCP, ap("198.51.100.2:1"), ap("203.0.113.5:8443"))
+	if d.Verdict != engine.RST {
+		t.Errorf("IPv4 to a v6-only listener's port must be RST: %+v", d)
+	}
+}
+
+func TestCheckBindNamesTheHolder(t *testing.T) {
+	tab, _ := Load(snapshot())
+	req := BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:443")}
+	res, err := tab.CheckBind(req)
+	if err != nil || res.Err != engine.EADDRINUSE {
+		t.Fatalf("127.0.0.1:443 under a dual-stack [::]:443 must be EADDRINUSE, got %v %v", res.Err, err)
+	}
+	if why := tab.Explain(req, res); why == "" || tab.Live(res.Other).Inode != 3 {
+		t.Errorf("blocker should be inode 3: %s", why)
+	}
+	res, _ = tab.CheckBind(BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:8443")})
+	if res.Err != engine.OK {
+		t.Errorf("IPv4 beside a v6-only [::]:8443 must bind: %v", res.Err)
+	}
+	res, _ = tab.CheckBind(BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:81"), UID: 1000})
+	if res.Err != engine.EACCES {
+		t.Errorf("port 81 as uid 1000 must be EACCES: %v", res.Err)
+	}
+}
+
+func TestAuditExpandsWildcards(t *testing.T) {
+	tab, _ := Load(snapshot())
+	got := map[uint64]Exposure{}
+	for _, e := range tab.Audit() {
+		got[tab.Live(e.Socket).Inode] = e
+	}
+	wild := got[1]
+	if wild.Severity != High || len(wild.Accepts) == 0 {
+		t.Fatalf("0.0.0.0:80 must be high: %+v", wild)
+	}
+	for _, a := range wild.Accepts {
+		if a == netip.MustParseAddr("10.1.2.3") {
+			t.Errorf("10.1.2.3 belongs to the specific listener, not the wildcard")
+		}
+		if a.Is6() {
+			t.Errorf("an AF_INET wildcard takes no IPv6: %v", a)
+		}
+	}
+	dual := got[3]
+	has4 := false
+	for _, a := range dual.Accepts {
+		has4 = has4 || a.Is4()
+	}
+	if !has4 {
+		t.Errorf("dual-stack [::]:443 must accept IPv4 too: %v", dual.Accepts)
+	}
+	for _, a := range got[4].Accepts {
+		if a.Is4() {
+			t.Errorf("v6-only [::]:8443 must not accept IPv4: %v", got[4].Accepts)
+		}
+	}
+	if got[5].Severity != Info && got[6].Severity != Info {
+		t.Errorf("loopback listeners are info")
+	}
+	if got[9].Severity != Medium {
+		t.Errorf("UDP on a private address is medium: %+v", got[9])
+	}
+}
+
+func TestPortsCountsPerDestination(t *testing.T) {
+	tab, _ := Load(snapshot())
+	if tab.Usable() != 60999-32768+1-2 {
+		t.Fatalf("usable = %d", tab.Usable())
+	}
+	ps := tab.Ports()
+	if len(ps) != 1 || ps[0].InUse != 1 || ps[0].TimeWait != 1 || ps[0].DstPort != 443 {
+		t.Fatalf("want one destination 198.51.100.9:443 with 1 in use and 1 TIME-WAIT: %+v", ps)
+	}
+}
