@@ -109,6 +109,12 @@ func (g *group) replay(t *testing.T, file, text string, seed uint64) {
 		if err != nil {
 			t.Fatalf("kernel replay: %v", err)
 		}
+		for _, m := range ms {
+			if m.Index < len(again) && again[m.Index] != kern[m.Index] {
+				t.Logf("not steady: %s:%d: %s: kernel %s, then %s (engine %s)", m.Step.File, m.Step.Line,
+					m.Step.Text, kern[m.Index].Result, again[m.Index].Result, m.Engine.Result)
+			}
+		}
 		kern, ms, tally = steady(kern, again, ms, tally)
 	}
 	g.mu.Lock()
