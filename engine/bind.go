@@ -155,6 +155,9 @@ func (h *Host) Listen(s *Socket) Result {
 		if s.Path() == "" {
 			return fail(EINVAL, ruleListenUnbound)
 		}
+		if s.state != Closed && s.state != Listen {
+			return fail(EINVAL, ruleNotListenable) // unix_listen: only an unconnected socket
+		}
 		s.state = Listen
 		return Result{Rule: ruleListening}
 	}

@@ -47,7 +47,8 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMappedDstV6Only)
 	}
 	v4 := a.Unmap()
-	if v4.IsUnspecified() {
+	toSelf := v4.IsUnspecified() // the kernel routes 0.0.0.0 / :: through loopback, whatever the device
+	if toSelf {
 		// Connecting to 0.0.0.0 / :: reaches this host (ip_route_output_key;
 		// tcp_v6_connect turns :: into ::1).
 		if s.flags&fBoundAddr != 0 {
@@ -77,18 +78,21 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	}
 	if s.flags&fBoundAddr != 0 {
 		src = s.local.Addr().Unmap()
-		if i := h.ifaceByIndex(int(s.dev)); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() {
+		if i := h.ifaceByIndex(int(s.dev)); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
 			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
 		}
 		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
 			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
 		}
 	}
+	if dev := h.ifaceByIndex(int(s.dev)); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
+		return fail(ENETUNREACH, ruleDeviceLocal6) // no IPv6 route between devices for a bound socket
+	}
 	rdst := netip.AddrPortFrom(v4, dst.Port())
 	if s.proto == UDP {
 		return h.connectUDP(s, src, rdst)
 	}
-	return h.connectTCP(s, src, rdst)
+	return h.connectTCP(s, src, rdst, toSelf)
 }
 
 // sockForm writes address a the way a socket of family f shows it:
@@ -100,7 +104,7 @@ func sockForm(f Family, a netip.Addr) netip.Addr {
 	return a
 }
 
-func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort) Result {
+func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf bool) Result {
 	t := h.tcp
 	var recycled *Socket
 	if s.flags&fHasPort != 0 {
@@ -154,7 +158,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		s.flags |= fMappedOps
 	}
 	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
-	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen) {
+	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf) {
 		h.establish(s)
 		h.setState(s, SynSent)
 		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local, Remote: s.remote}
@@ -210,10 +214,16 @@ func (h *Host) connectFailed(s *Socket) {
 // where a local connect gets no answer and stays in SYN-SENT: an AF_INET6
 // socket that earlier sent a SYN to a v4-mapped address keeps the IPv4
 // path and its native IPv6 SYN goes nowhere; a RST from a non-loopback
-// IPv6 address to ::1 is lost; and a socket bound to a device that does not
-// carry its source address never sees the RST.
-func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepted bool) bool {
+// IPv6 address to ::1 is lost, as is any answer to a foreign IPv6 source;
+// and a device-bound socket whose source or destination is not on its
+// device never sees the answer (it comes back on another device), even
+// from a listener. A destination of 0.0.0.0 / :: is routed through
+// loopback regardless and escapes the device rule.
+func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepted, toSelf bool) bool {
 	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
+		return true
+	}
+	if dev := h.ifaceByIndex(int(s.dev)); dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
 		return true
 	}
 	if accepted {
@@ -222,15 +232,7 @@ func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepte
 	if dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback() {
 		return true
 	}
-	if dst.Addr().Is6() && !h.isLocal(src) {
-		return true // a foreign IPv6 source toward this host: the SYN is sent, nothing answers
-	}
-	if s.dev != 0 {
-		if i := h.ifaceByIndex(int(s.dev)); i != nil && !carries(i, src) {
-			return true
-		}
-	}
-	return false
+	return dst.Addr().Is6() && !h.isLocal(src) // a foreign IPv6 source toward this host
 }
 
 func carries(i *Iface, a netip.Addr) bool {

@@ -60,6 +60,7 @@ const (
 	ruleForeignToLocal    Rule = "no route from a source address this host does not have to one it has"
 	ruleLoopbackOffLo     Rule = "a loopback source address on a socket bound to a non-loopback device"
 	ruleNotOnDevice       Rule = "the address is not on the device the socket is bound to"
+	ruleDeviceLocal6      Rule = "a device-bound IPv6 socket has no route to a local address of another device"
 	ruleSelfConnect       Rule = "connected to itself (simultaneous open: the SYN reached its own port)"
 	ruleUnixProtoType     Rule = "the socket at that path has another type"
 	ruleMulticastConnect  Rule = "TCP cannot connect to a multicast or broadcast address"
