@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -23,7 +24,7 @@ func main() {
 	tiny := flag.Bool("tiny", false, "tiny sizes (the smoke run)")
 	kernel := flag.Bool("kernel", true, "measure the kernel column (needs root and ip netns)")
 	per := flag.Duration("measure", 300*time.Millisecond, "time spent measuring one cell")
-	total := flag.Duration("total", 4*time.Minute+30*time.Second, "time budget of the whole run; later cells are skipped")
+	total := flag.Duration("total", 3*time.Minute+30*time.Second, "time budget: workloads not started by then are skipped (the longest takes under a minute, so the run ends within 5 minutes)")
 	quiet := flag.Bool("q", false, "no progress on stderr")
 	only := flag.String("run", "", "measure only the workloads whose name matches this regexp")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -50,5 +51,23 @@ func main() {
 	start := time.Now()
 	rows := Run(cfg)
 	WriteTable(os.Stdout, rows)
-	fmt.Printf("\n%s/%s, %d CPUs, %s, seed %d, %.0f s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), *seed, time.Since(start).Seconds())
+	fmt.Printf("\n%s, seed %d, %.0f s\n", machine(), *seed, time.Since(start).Seconds())
+}
+
+// machine describes where the run happened: CPU model, CPUs, kernel, Go.
+func machine() string {
+	cpu := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v) + ", "
+				break
+			}
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = " " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%s%d CPUs, %s/%s%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernel, runtime.Version())
 }
