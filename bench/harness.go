@@ -6,7 +6,6 @@ import (
 	"math"
 	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -91,7 +90,11 @@ func loop(op func()) func(n int) time.Duration {
 // measureTogether measures the columns of one row side by side: after a
 // calibration it runs one batch of each column in turn, round after
 // round, for about d per column (at least 5 rounds), so that load from
-// elsewhere falls on every column alike; a cell is the median time per op.
+// elsewhere falls on every column alike. A cell is the mean time per op over
+// all rounds, as go test's ns/op is: some operations cost very different
+// amounts from one call to the next (gVisor's ephemeral search starts at a
+// random port, inside or outside a block of taken ports), and the mean is
+// their expected cost where a median of batches would pick one mode.
 func measureTogether(d time.Duration, ps []prepared) []Cell {
 	out := make([]Cell, len(ps))
 	ns := make([]int, len(ps))
@@ -119,8 +122,11 @@ func measureTogether(d time.Duration, ps []prepared) []Cell {
 		}
 	}
 	for _, i := range active {
-		slices.Sort(per[i])
-		out[i] = Cell{V: per[i][len(per[i])/2], Note: ps[i].note}
+		var sum float64
+		for _, v := range per[i] {
+			sum += v
+		}
+		out[i] = Cell{V: sum / float64(len(per[i])), Note: ps[i].note}
 	}
 	return out
 }
