@@ -63,9 +63,9 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMulticastConnect)
 	}
 	src, _, ok := h.route(v4)
-	if !ok && s.dev != 0 {
+	if !ok && s.dev != 0 && (s.flags&fBoundAddr == 0 || h.isLocal(s.local.Addr())) {
 		// A device-bound socket needs no route: the destination is taken
-		// to be on that link.
+		// to be on that link (not from a foreign bound source, though).
 		if i := h.ifaceByIndex(int(s.dev)); i != nil {
 			src, ok = firstAddr(i, v4.Is4())
 		}
