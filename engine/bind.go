@@ -48,7 +48,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 			}
 			// __inet6_bind: ipv6_chk_addr(net, addr, dev, 0) with the bound
 			// device demands the address be on that device.
-			if i := h.ifaceByIndex(int(s.dev)); i != nil && !a.IsMulticast() && !carries(i, a) &&
+			if i := h.ifaceByIndex(int(s.device())); i != nil && !a.IsMulticast() && !carries(i, a) &&
 				!(h.Sysctl.NonlocalBind6 || s.flags&fFreeBind != 0) {
 				return fail(EADDRNOTAVAIL, ruleNotOnDevice)
 			}
@@ -60,7 +60,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	if v6only {
 		s.flags |= fV6Only
 	}
-	s.local = ap
+	s.local = ep(ap)
 	if port == 0 && s.flags&fNoPort != 0 && s.proto == TCP {
 		s.flags |= fHasAddr
 		s.flags &^= fBoundAddr
@@ -74,13 +74,13 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	if port == 0 {
 		p, ok := t.pickBindPort(s)
 		if !ok {
-			s.flags, s.local = old, netip.AddrPort{}
+			s.flags, s.local = old, endpoint{}
 			return fail(EADDRINUSE, rulePortsExhausted)
 		}
-		s.local = netip.AddrPortFrom(a, p)
+		s.local = ep(netip.AddrPortFrom(a, p))
 		rule = ruleBoundPort0
 	} else if other, e := t.conflict(s, attrsOf(s), a, port, modeExplicit); e != OK {
-		s.flags, s.local = old, netip.AddrPort{}
+		s.flags, s.local = old, endpoint{}
 		return failWith(e, h.conflictWhy(e, s, other), other)
 	}
 	s.flags |= fHasPort | fHasAddr
@@ -97,7 +97,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	if s.proto == UDP {
 		t.hashUDP(s)
 	}
-	return Result{Rule: rule, Local: s.local}
+	return Result{Rule: rule, Local: s.local.AP()}
 }
 
 // bindCommon holds the checks shared by both families, in their order:
@@ -162,7 +162,7 @@ func (h *Host) Listen(s *Socket) Result {
 		return Result{Rule: ruleListening}
 	}
 	if s.state == Listen {
-		return Result{Rule: ruleListening, Local: s.local}
+		return Result{Rule: ruleListening, Local: s.local.AP()}
 	}
 	if s.state != Closed || s.flags&fWasConnected != 0 {
 		return fail(EINVAL, ruleNotListenable)
@@ -170,7 +170,7 @@ func (h *Host) Listen(s *Socket) Result {
 	t := h.tcp
 	if s.flags&fHasPort == 0 {
 		if s.flags&fHasAddr == 0 {
-			s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
+			s.local = ep(netip.AddrPortFrom(anyAddr(s.fam), 0))
 		}
 		s.state = Listen
 		p, ok := t.pickBindPort(s)
@@ -178,7 +178,7 @@ func (h *Host) Listen(s *Socket) Result {
 			s.state = Closed
 			return fail(EADDRINUSE, rulePortsExhausted)
 		}
-		s.local = netip.AddrPortFrom(s.local.Addr(), p)
+		s.local = ep(netip.AddrPortFrom(s.local.Addr(), p))
 		s.flags |= fHasPort | fHasAddr
 		t.addOwner(s)
 	} else {
@@ -194,7 +194,7 @@ func (h *Host) Listen(s *Socket) Result {
 		t.addOwner(s)
 	}
 	t.hashListener(s)
-	return Result{Rule: ruleListening, Local: s.local}
+	return Result{Rule: ruleListening, Local: s.local.AP()}
 }
 
 func anyAddr(f Family) netip.Addr {

@@ -42,6 +42,7 @@ func (h *Host) Close(s *Socket) Result {
 		h.gone(s)
 	case Established:
 		now := h.net.now
+		t.unhashFlow(s)
 		t.removeOwner(s)
 		if p := s.peerSock(); p != nil && !p.Closed() {
 			s.state = FinWait2
@@ -49,8 +50,9 @@ func (h *Host) Close(s *Socket) Result {
 		} else {
 			s.state = TimeWait // an outside peer is assumed to close at once
 		}
-		s.until = now + timeWaitLen
+		s.x().until = now + timeWaitLen
 		t.addOwner(s)
+		t.hashFlow(s)
 		t.tw = append(t.tw, s)
 	case SynSent:
 		t.drop(s)
@@ -58,7 +60,7 @@ func (h *Host) Close(s *Socket) Result {
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
 			ph := p.host()
 			ph.setState(p, TimeWait)
-			p.until = h.net.now + timeWaitLen
+			p.x().until = h.net.now + timeWaitLen
 		}
 		t.drop(s)
 	default:
@@ -88,12 +90,19 @@ func (s *Socket) host() *Host {
 
 func (h *Host) setState(s *Socket, st State) {
 	t := h.table(s.proto)
+	flow := s.proto == TCP && t.flowAt(flowKeyOf(s)) == s
+	if flow {
+		t.unhashFlow(s)
+	}
 	if s.flags&fHasPort != 0 {
 		t.removeOwner(s)
 	}
 	s.state = st
 	if s.flags&fHasPort != 0 {
 		t.addOwner(s)
+	}
+	if flow {
+		t.hashFlow(s)
 	}
 }
 
@@ -109,7 +118,7 @@ func (h *Host) resetPeer(c *Socket) {
 		return
 	}
 	t := ph.tcp
-	delete(t.flows, flowKeyOf(p))
+	t.unhashFlow(p)
 	if p.flags&fConnectBind != 0 {
 		t.removeDest(p)
 	}
@@ -123,10 +132,7 @@ func (t *table) drop(s *Socket) {
 	if s.state == Gone {
 		return
 	}
-	k := flowKeyOf(s)
-	if t.flows[k] == s {
-		delete(t.flows, k)
-	}
+	t.unhashFlow(s)
 	if s.flags&fConnectBind != 0 {
 		t.removeDest(s)
 	}

@@ -63,10 +63,10 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMulticastConnect)
 	}
 	src, _, ok := h.route(v4)
-	if !ok && s.dev != 0 && (s.flags&fBoundAddr == 0 || h.isLocal(s.local.Addr())) {
+	if !ok && s.device() != 0 && (s.flags&fBoundAddr == 0 || h.isLocal(s.local.Addr())) {
 		// A device-bound socket needs no route: the destination is taken
 		// to be on that link (not from a foreign bound source, though).
-		if i := h.ifaceByIndex(int(s.dev)); i != nil {
+		if i := h.ifaceByIndex(int(s.device())); i != nil {
 			src, ok = firstAddr(i, v4.Is4())
 		}
 	}
@@ -78,14 +78,14 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	}
 	if s.flags&fBoundAddr != 0 {
 		src = s.local.Addr().Unmap()
-		if i := h.ifaceByIndex(int(s.dev)); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
+		if i := h.ifaceByIndex(int(s.device())); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
 			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
 		}
 		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
 			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
 		}
 	}
-	if dev := h.ifaceByIndex(int(s.dev)); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
+	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
 		return fail(ENETUNREACH, ruleDeviceLocal6) // no IPv6 route between devices for a bound socket
 	}
 	rdst := netip.AddrPortFrom(v4, dst.Port())
@@ -111,15 +111,15 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		// A bound port: only the 4-tuple must be unique (__inet_hash_connect
 		// with inet_num set). A TIME_WAIT holder is taken over (tcp_twsk_unique
 		// with twp == NULL does not consult tcp_tw_reuse).
-		k := FlowKey{netip.AddrPortFrom(src, s.local.Port()), dst}
-		if f := t.flows[k]; f != nil {
+		k := MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), dst)
+		if f := t.flowAt(k); f != nil {
 			if f.kind() != kTimeWait || f.state == FinWait2 {
 				return failWith(EADDRNOTAVAIL, ruleTupleInUse, f)
 			}
 			recycled = f
 		}
 		t.removeOwner(s)
-		s.local = netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port())
+		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port()))
 		t.addOwner(s)
 	} else {
 		port, tw, ok := t.connectPort(s, src, dst)
@@ -127,32 +127,32 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 			return fail(EADDRNOTAVAIL, ruleNoEphemeral)
 		}
 		recycled = tw
-		s.local = netip.AddrPortFrom(sockForm(s.fam, src), port)
+		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), port))
 		s.flags |= fHasPort | fConnectBind
 		t.addOwner(s)
 	}
 	if recycled != nil {
 		t.drop(recycled)
 	}
-	s.remote = netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port())
+	s.remote = ep(netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port()))
 	target := h.net.ownerOf(dst.Addr())
 	if h.isLocal(dst.Addr()) {
 		target = h
 	}
 	if target == nil {
 		h.establish(s)
-		return Result{Rule: ruleConnectedExt, Local: s.local, Remote: s.remote}
+		return Result{Rule: ruleConnectedExt, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
 	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
 		// Even a SYN to itself goes nowhere on the IPv4 path.
 		h.establish(s)
 		h.setState(s, SynSent)
-		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local, Remote: s.remote}
+		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
 	if target == h && netip.AddrPortFrom(src, s.local.Port()) == dst {
 		// A SYN to itself: simultaneous open connects the socket to itself.
 		h.establish(s)
-		return Result{Rule: ruleSelfConnect, Local: s.local, Remote: s.remote}
+		return Result{Rule: ruleSelfConnect, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
 	if s.fam == Inet6 && dst.Addr().Is4() {
 		s.flags |= fMappedOps
@@ -161,7 +161,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf) {
 		h.establish(s)
 		h.setState(s, SynSent)
-		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local, Remote: s.remote}
+		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
 	if d.Verdict != Deliver || d.Socket.state != Listen {
 		h.connectFailed(s)
@@ -171,7 +171,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 	child := target.spawnChild(d.Socket, dst, netip.AddrPortFrom(src, s.local.Port()))
 	child.x().peer, child.ext.owner = s, target
 	s.x().peer, s.ext.owner = child, h
-	return Result{Rule: ruleConnected, Other: d.Socket, Local: s.local, Remote: s.remote}
+	return Result{Rule: ruleConnected, Other: d.Socket, Local: s.local.AP(), Remote: s.remote.AP()}
 }
 
 func (h *Host) establish(s *Socket) {
@@ -179,7 +179,7 @@ func (h *Host) establish(s *Socket) {
 	t.removeOwner(s)
 	s.state = Established
 	t.addOwner(s)
-	t.flows[flowKeyOf(s)] = s
+	t.hashFlow(s)
 	if s.flags&fConnectBind != 0 {
 		t.addDest(s)
 	}
@@ -193,7 +193,7 @@ func (h *Host) connectFailed(s *Socket) {
 	s.state = Closed
 	if s.flags&fBoundPort == 0 {
 		s.flags &^= fHasPort | fConnectBind
-		s.local = netip.AddrPortFrom(s.local.Addr(), 0)
+		s.local = ep(netip.AddrPortFrom(s.local.Addr(), 0))
 	}
 	if s.flags&fBoundAddr == 0 {
 		// inet_bhash2_reset_saddr: back on the wildcard it was bound to
@@ -202,12 +202,12 @@ func (h *Host) connectFailed(s *Socket) {
 		if s.flags&fMappedAny != 0 {
 			any = netip.AddrFrom16(netip.IPv4Unspecified().As16())
 		}
-		s.local = netip.AddrPortFrom(any, s.local.Port())
+		s.local = ep(netip.AddrPortFrom(any, s.local.Port()))
 	}
 	if s.flags&fHasPort != 0 {
 		t.addOwner(s)
 	}
-	s.remote = netip.AddrPort{}
+	s.remote = ep(netip.AddrPort{})
 }
 
 // answerLost reports the cases, found by replaying against the kernel,
@@ -223,7 +223,7 @@ func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepte
 	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
 		return true
 	}
-	if dev := h.ifaceByIndex(int(s.dev)); dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
+	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
 		return true
 	}
 	if accepted {
@@ -248,14 +248,14 @@ func carries(i *Iface, a netip.Addr) bool {
 // queues it for accept(). The child inherits the listener's options, owner
 // and port (inet_csk_clone_lock, __inet_inherit_port).
 func (h *Host) spawnChild(l *Socket, local, remote netip.AddrPort) *Socket {
-	c := &Socket{fam: l.fam, proto: TCP, uid: l.uid, dev: l.dev, parent: l, state: Established,
+	c := &Socket{fam: l.fam, proto: TCP, uid: l.uid, ext: &sockExt{parent: l, dev: l.device()}, state: Established,
 		flags: l.flags & (fReuseAddr | fReusePort | fV6Only | fFreeBind)}
 	c.flags |= fHasPort | fHasAddr
-	c.local = netip.AddrPortFrom(sockForm(l.fam, local.Addr()), local.Port())
-	c.remote = netip.AddrPortFrom(sockForm(l.fam, remote.Addr()), remote.Port())
+	c.local = ep(netip.AddrPortFrom(sockForm(l.fam, local.Addr()), local.Port()))
+	c.remote = ep(netip.AddrPortFrom(sockForm(l.fam, remote.Addr()), remote.Port()))
 	h.register(c)
 	h.tcp.addOwner(c)
-	h.tcp.flows[flowKeyOf(c)] = c
+	h.tcp.hashFlow(c)
 	l.x().queue = append(l.x().queue, c)
 	return c
 }
@@ -306,11 +306,11 @@ func (t *table) connectPort(s *Socket, src netip.Addr, dst netip.AddrPort) (uint
 		if !d.has(p) {
 			return true
 		}
-		f := t.flows[FlowKey{netip.AddrPortFrom(src, p), dst}]
+		f := t.flowAt(MakeFlowKey(netip.AddrPortFrom(src, p), dst))
 		if f == nil {
 			return true
 		}
-		if twOK && f.state == TimeWait && t.h.net.now-(f.until-timeWaitLen) >= t.h.Sysctl.TWReuseDelay {
+		if twOK && f.state == TimeWait && t.h.net.now-(f.Expires()-timeWaitLen) >= t.h.Sysctl.TWReuseDelay {
 			tw = f
 			return true
 		}
@@ -363,13 +363,13 @@ func (t *table) twReusable(src, dst netip.Addr) bool {
 func (h *Host) udpAutobind(s *Socket) Result {
 	t := h.udp
 	if s.flags&fHasAddr == 0 {
-		s.local = netip.AddrPortFrom(anyAddr(s.fam), 0)
+		s.local = ep(netip.AddrPortFrom(anyAddr(s.fam), 0))
 	}
 	p, ok := t.pickUDPPort(s)
 	if !ok {
 		return fail(EAGAIN, ruleUDPAutobindFail)
 	}
-	s.local = netip.AddrPortFrom(s.local.Addr(), p)
+	s.local = ep(netip.AddrPortFrom(s.local.Addr(), p))
 	s.flags |= fHasPort | fHasAddr
 	t.addOwner(s)
 	t.hashUDP(s)
@@ -387,16 +387,16 @@ func (h *Host) connectUDP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		// __ip4_datagram_connect: an unbound address becomes the route's
 		// source, and the socket moves to that address's slot.
 		t.removeOwner(s)
-		s.local = netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port())
+		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port()))
 		t.addOwner(s)
 	}
-	s.remote = netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port())
+	s.remote = ep(netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port()))
 	t.removeOwner(s)
 	s.state = Established
 	t.addOwner(s)
 	k := flowKeyOf(s)
 	t.uflows[k] = insertOrdered(t.uflows[k], s)
-	return Result{Rule: ruleConnected, Local: s.local, Remote: s.remote}
+	return Result{Rule: ruleConnected, Local: s.local.AP(), Remote: s.remote.AP()}
 }
 
 func (t *table) unhashConnected(s *Socket) {
@@ -426,5 +426,5 @@ func (h *Host) Accept(l *Socket) (*Socket, Result) {
 	c := q[0]
 	l.ext.queue = q[1:]
 	c.flags |= fAccepted
-	return c, Result{Rule: ruleAccepted, Other: c, Local: c.local, Remote: c.remote}
+	return c, Result{Rule: ruleAccepted, Other: c, Local: c.local.AP(), Remote: c.remote.AP()}
 }

@@ -26,7 +26,11 @@ type SocketSpec struct {
 
 // Insert adds an existing socket to the host's tables.
 func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
-	s := &Socket{Name: sp.Name, fam: sp.Family, proto: sp.Proto, state: sp.State, uid: sp.UID, dev: int32(sp.Dev)}
+	s := &Socket{fam: sp.Family, proto: sp.Proto, state: sp.State, uid: sp.UID}
+	if sp.Dev != 0 {
+		s.x().dev = int32(sp.Dev)
+	}
+	s.SetName(sp.Name)
 	if sp.Inode != 0 {
 		s.x().inode = sp.Inode
 	}
@@ -57,7 +61,7 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 	if sp.Family == Inet6 && !sp.Local.Addr().IsUnspecified() && !sp.Local.Addr().Is4In6() {
 		s.flags |= fV6Only
 	}
-	s.local, s.remote = sp.Local, sp.Remote
+	s.local, s.remote = ep(sp.Local), ep(sp.Remote)
 	if sp.State == TimeWait || sp.State == FinWait2 {
 		s.flags |= fClosed // a timewait sock has no user: it is an orphan
 	}
@@ -75,7 +79,7 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 	case sp.Proto == TCP && sp.State == Listen:
 		t.hashListener(s)
 	case sp.Proto == TCP && sp.State != Closed:
-		t.flows[flowKeyOf(s)] = s
+		t.hashFlow(s)
 		if sp.ConnectBind {
 			t.addDest(s)
 		}

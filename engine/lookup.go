@@ -39,7 +39,7 @@ func (t *table) hashListener(s *Socket) {
 	if s.ReusePort() {
 		var g *rpGroup
 		for _, x := range list {
-			if x.ReusePort() && x.fam == s.fam && x.V6Only() == s.V6Only() && x.dev == s.dev &&
+			if x.ReusePort() && x.fam == s.fam && x.V6Only() == s.V6Only() && x.device() == s.device() &&
 				x.uid == s.uid && x.local.Addr() == s.local.Addr() && x.ext != nil && x.ext.group != nil {
 				g = x.ext.group
 				break
@@ -134,24 +134,24 @@ type Delivery struct {
 // Lookup says which socket receives p, as the kernel's receive path would
 // (linux-socket-rules.md §4). It changes nothing and does not allocate.
 func (h *Host) Lookup(p Packet) Delivery {
+	t := h.tcp
+	if p.Proto == TCP {
+		// The established 4-tuple first (__inet_lookup_established): one
+		// map probe, and no look at the socket unless some connection is
+		// bound to a device.
+		if s := t.flows[MakeFlowKey(p.Dst, p.Src)]; s != nil && (t.devFlows == 0 || s.device() == 0 || s.device() == h.ingress(p)) {
+			return Delivery{Verdict: Deliver, Stage: StageEstablished, Socket: s}
+		}
+	}
 	dst, src := unmapAP(p.Dst), unmapAP(p.Src)
 	if !h.isLocal(dst.Addr()) {
 		return Delivery{Verdict: Drop, Stage: StageNotLocal}
 	}
-	dev := int32(p.Dev)
-	if dev == 0 {
-		if i := h.ifaceFor(dst.Addr()); i != nil {
-			dev = int32(i.Index)
-		}
-	}
+	dev := h.ingress(p)
 	if p.Proto == UDP {
 		return h.udp.lookupUDP(src, dst, dev)
 	}
-	t := h.tcp
-	if s := t.flows[FlowKey{dst, src}]; s != nil && (s.dev == 0 || s.dev == dev) {
-		if s.kind() != kTimeWait {
-			return Delivery{Verdict: Deliver, Stage: StageEstablished, Socket: s}
-		}
+	if s := t.tws[MakeFlowKey(dst, src)]; s != nil && (s.device() == 0 || s.device() == dev) {
 		if p.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
 			return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s}
 		}
@@ -169,6 +169,18 @@ func (h *Host) Lookup(p Packet) Delivery {
 		return Delivery{Verdict: RST, Stage: StageNoSocket}
 	}
 	return d
+}
+
+// ingress is the interface a packet arrives on: the one it names, else the
+// one that carries its destination.
+func (h *Host) ingress(p Packet) int32 {
+	if p.Dev != 0 {
+		return int32(p.Dev)
+	}
+	if i := h.ifaceFor(p.Dst.Addr()); i != nil {
+		return int32(i.Index)
+	}
+	return 0
 }
 
 // lookupListener is __inet_lookup_listener / inet6_lookup_listener: the
@@ -205,8 +217,8 @@ func (t *table) bestListener(list []*Socket, src, dst netip.AddrPort, dev int32,
 				continue
 			}
 		}
-		if s.dev != 0 {
-			if s.dev != dev {
+		if s.device() != 0 {
+			if s.device() != dev {
 				continue
 			}
 			sc++
@@ -234,8 +246,8 @@ func (t *table) pick(g []*Socket, src, dst netip.AddrPort) *Socket {
 // wildcard slot; AF_INET scores above AF_INET6, a bound device adds 4;
 // ties go to the first in the slot, the most recently bound.
 func (t *table) lookupUDP(src, dst netip.AddrPort, dev int32) Delivery {
-	for _, s := range t.uflows[FlowKey{dst, src}] {
-		if s.dev == 0 || s.dev == dev {
+	for _, s := range t.uflows[MakeFlowKey(dst, src)] {
+		if s.device() == 0 || s.device() == dev {
 			if !(dst.Addr().Is4() && s.fam == Inet6 && s.V6Only()) {
 				return Delivery{Verdict: Deliver, Stage: StageUDPConnected, Socket: s}
 			}
@@ -265,8 +277,8 @@ func (t *table) bestUDP(list []*Socket, src, dst netip.AddrPort, dev int32, wild
 		} else if s.fam != Inet6 || (wild && !s.local.Addr().IsUnspecified()) {
 			continue
 		}
-		if s.dev != 0 {
-			if s.dev != dev {
+		if s.device() != 0 {
+			if s.device() != dev {
 				continue
 			}
 			sc += 4

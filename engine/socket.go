@@ -30,14 +30,10 @@ const (
 // Socket is one socket of a host. Fields are read through methods; the
 // struct is kept small because a host may hold millions of them.
 type Socket struct {
-	Name   string // the scenario's name for it, or a label from the live table
-	local  netip.AddrPort
-	remote netip.AddrPort
-	until  time.Duration // when a TIME_WAIT / FIN_WAIT2 socket expires
-	parent *Socket       // the listener an accepted child came from
-	ext    *sockExt      // rarely used state
+	local  endpoint
+	remote endpoint
+	ext    *sockExt // rarely used state, allocated on first use
 	uid    uint32
-	dev    int32 // SO_BINDTODEVICE ifindex, 0 when unbound
 	idx    int32 // position in the host's socket list
 	flags  sflags
 	fam    Family
@@ -45,14 +41,56 @@ type Socket struct {
 	state  State
 }
 
+// endpoint is an address and port in 20 bytes (netip.AddrPort takes 32
+// with its zone pointer): a host may hold millions of sockets.
+type endpoint struct {
+	a    [16]byte
+	port uint16
+	v4   bool // an IPv4 address, not v4-mapped IPv6
+	ok   bool
+}
+
+func ep(ap netip.AddrPort) endpoint {
+	if !ap.IsValid() {
+		return endpoint{}
+	}
+	return endpoint{a: ap.Addr().As16(), port: ap.Port(), v4: ap.Addr().Is4(), ok: true}
+}
+
+func (e endpoint) Addr() netip.Addr {
+	if !e.ok {
+		return netip.Addr{}
+	}
+	a := netip.AddrFrom16(e.a)
+	if e.v4 {
+		return a.Unmap()
+	}
+	return a
+}
+
+func (e endpoint) Port() uint16  { return e.port }
+func (e endpoint) IsValid() bool { return e.ok }
+
+// AP is the endpoint as a netip.AddrPort.
+func (e endpoint) AP() netip.AddrPort {
+	if !e.ok {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(e.Addr(), e.port)
+}
+
 type sockExt struct {
-	queue          []*Socket // a listener's accept queue
-	group          *rpGroup  // the SO_REUSEPORT group it belongs to
-	peer           *Socket   // the other end, when both are simulated
-	path           string    // AF_UNIX bound path ("@name" for abstract)
-	portLo, portHi uint16    // IP_LOCAL_PORT_RANGE
-	inode          uint64    // live table: the kernel's inode number
-	owner          *Host     // the host, for sockets with a simulated peer
+	dev            int32         // SO_BINDTODEVICE ifindex
+	name           string        // the scenario's name, or a label from the live table
+	until          time.Duration // when a TIME_WAIT / FIN_WAIT2 socket expires
+	parent         *Socket       // the listener an accepted child came from
+	queue          []*Socket     // a listener's accept queue
+	group          *rpGroup      // the SO_REUSEPORT group it belongs to
+	peer           *Socket       // the other end, when both are simulated
+	owner          *Host         // the host, for sockets with a simulated peer
+	path           string        // AF_UNIX bound path ("@name" for abstract)
+	portLo, portHi uint16        // IP_LOCAL_PORT_RANGE
+	inode          uint64        // live table: the kernel's inode number
 }
 
 func (s *Socket) x() *sockExt {
@@ -66,15 +104,22 @@ func (s *Socket) Family() Family         { return s.fam }
 func (s *Socket) Proto() Proto           { return s.proto }
 func (s *Socket) State() State           { return s.state }
 func (s *Socket) UID() uint32            { return s.uid }
-func (s *Socket) Local() netip.AddrPort  { return s.local }
-func (s *Socket) Remote() netip.AddrPort { return s.remote }
+func (s *Socket) Local() netip.AddrPort  { return s.local.AP() }
+func (s *Socket) Remote() netip.AddrPort { return s.remote.AP() }
 func (s *Socket) ReuseAddr() bool        { return s.flags&fReuseAddr != 0 }
 func (s *Socket) ReusePort() bool        { return s.flags&fReusePort != 0 }
 func (s *Socket) V6Only() bool           { return s.flags&fV6Only != 0 }
-func (s *Socket) Device() int            { return int(s.dev) }
-func (s *Socket) Closed() bool           { return s.flags&fClosed != 0 }
-func (s *Socket) Bound() bool            { return s.flags&fHasPort != 0 || s.Path() != "" }
-func (s *Socket) Parent() *Socket        { return s.parent }
+func (s *Socket) Device() int            { return int(s.device()) }
+
+// device is the SO_BINDTODEVICE ifindex, 0 when unbound.
+func (s *Socket) device() int32 {
+	if s.ext == nil {
+		return 0
+	}
+	return s.ext.dev
+}
+func (s *Socket) Closed() bool { return s.flags&fClosed != 0 }
+func (s *Socket) Bound() bool  { return s.flags&fHasPort != 0 || s.Path() != "" }
 
 // Path is an AF_UNIX socket's bound path, "" when unbound or not unix.
 func (s *Socket) Path() string {
@@ -109,7 +154,35 @@ func (s *Socket) Inode() uint64 {
 }
 
 // Expires is when a TIME_WAIT or FIN_WAIT2 socket leaves the table.
-func (s *Socket) Expires() time.Duration { return s.until }
+func (s *Socket) Expires() time.Duration {
+	if s.ext == nil {
+		return 0
+	}
+	return s.ext.until
+}
+
+// Parent is the listener an accepted child came from, or nil.
+func (s *Socket) Parent() *Socket {
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext.parent
+}
+
+// Name is the scenario's name for the socket, or a live-table label.
+func (s *Socket) Name() string {
+	if s.ext == nil {
+		return ""
+	}
+	return s.ext.name
+}
+
+// SetName names the socket.
+func (s *Socket) SetName(n string) {
+	if n != "" || s.ext != nil {
+		s.x().name = n
+	}
+}
 
 // kind is how the bind rules see the socket's state.
 func (s *Socket) kind() kind {
@@ -221,7 +294,11 @@ func (h *Host) SetSockOpt(s *Socket, o Option, val int, str string) Result {
 			}
 			idx = int32(i.Index)
 		}
-		h.rekey(s, func() { s.dev = idx })
+		h.rekey(s, func() {
+			if idx != 0 || s.ext != nil {
+				s.x().dev = idx
+			}
+		})
 	case IP_LOCAL_PORT_RANGE:
 		lo, hi := uint16(val), uint16(val>>16)
 		// ip_sockglue.c do_ip_setsockopt: both halves set and lo > hi is EINVAL.

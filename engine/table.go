@@ -33,7 +33,7 @@ type attrs struct {
 
 func attrsOf(s *Socket) attrs {
 	return attrs{
-		uid: s.uid, dev: s.dev, cat: category(s.local.Addr(), s.V6Only()), kind: s.kind(), fam: s.fam,
+		uid: s.uid, dev: s.device(), cat: category(s.local.Addr(), s.V6Only()), kind: s.kind(), fam: s.fam,
 		reuse: s.ReuseAddr(), reuseport: s.ReusePort(), exclusive: s.flags&fExclusive != 0,
 	}
 }
@@ -83,19 +83,59 @@ func (cs *classes) remove(a attrs, s *Socket) {
 // and the wildcards (Linux's bhash2 layout).
 type portBucket struct {
 	all      classes
-	byAddr   map[netip.Addr]*classes
+	first    netip.Addr // the first specific address, kept inline: most ports have one
+	firstCls classes
+	byAddr   map[netip.Addr]*classes // further specific addresses
 	owners   int32
 	explicit int32 // holders whose port was not chosen by connect()
 }
 
+// addrClasses returns the classes of specific address k, creating them
+// if create is set, or nil.
+func (b *portBucket) addrClasses(k netip.Addr, create bool) *classes {
+	if b.first == k && k.IsValid() {
+		return &b.firstCls
+	}
+	if cs := b.byAddr[k]; cs != nil || !create {
+		return cs
+	}
+	if !b.first.IsValid() {
+		b.first = k
+		return &b.firstCls
+	}
+	if b.byAddr == nil {
+		b.byAddr = map[netip.Addr]*classes{}
+	}
+	cs := &classes{}
+	b.byAddr[k] = cs
+	return cs
+}
+
+// dropAddr forgets specific address k once it has no holders.
+func (b *portBucket) dropAddr(k netip.Addr) {
+	if b.first == k {
+		b.first = netip.Addr{}
+		return
+	}
+	delete(b.byAddr, k)
+}
+
 // FlowKey identifies a connection from its own side: local and remote
-// endpoint, IPv4 addresses unmapped.
+// endpoint. Addresses are kept in their 16-byte form, where IPv4 and
+// v4-mapped IPv6 coincide, so the key is 36 bytes and hashes as plain
+// memory.
 type FlowKey struct {
-	Local, Remote netip.AddrPort
+	local, remote [16]byte
+	lport, rport  uint16
+}
+
+// MakeFlowKey is the key of the connection with these ends.
+func MakeFlowKey(local, remote netip.AddrPort) FlowKey {
+	return FlowKey{local.Addr().As16(), remote.Addr().As16(), local.Port(), remote.Port()}
 }
 
 func flowKeyOf(s *Socket) FlowKey {
-	return FlowKey{unmapAP(s.local), unmapAP(s.remote)}
+	return FlowKey{s.local.a, s.remote.a, s.local.port, s.remote.port}
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
@@ -131,14 +171,17 @@ type table struct {
 	explicit bitmap // ports that have explicit (non-connect) holders
 	used     bitmap // ports that have any holder
 
-	flows  map[FlowKey]*Socket   // TCP: every connection incl. TIME_WAIT; UDP: unused
-	uflows map[FlowKey][]*Socket // UDP connected sockets, most recent first
-	lst    map[lkey][]*Socket    // TCP listeners / UDP unconnected bound sockets
+	flows    map[FlowKey]*Socket   // TCP connections, TIME_WAIT apart
+	tws      map[FlowKey]*Socket   // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections
+	devFlows int                   // connections bound to a device: lookups must check it
+	uflows   map[FlowKey][]*Socket // UDP connected sockets, most recent first
+	lst      map[lkey][]*Socket    // TCP listeners / UDP unconnected bound sockets
 
-	dests   map[destKey]*destPorts // ports connect() used per destination
-	perturb map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
-	rng     uint64
-	tw      []*Socket // TIME_WAIT and orphaned FIN_WAIT2 sockets
+	dests       map[destKey]*destPorts // ports connect() used per destination
+	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
+	rng         uint64
+	tw          []*Socket // TIME_WAIT and orphaned FIN_WAIT2 sockets
+	freeBuckets []*portBucket
 }
 
 func newTable(h *Host, p Proto) *table {
@@ -146,6 +189,7 @@ func newTable(h *Host, p Proto) *table {
 		h: h, proto: p,
 		ports:  map[uint16]*portBucket{},
 		flows:  map[FlowKey]*Socket{},
+		tws:    map[FlowKey]*Socket{},
 		uflows: map[FlowKey][]*Socket{},
 		lst:    map[lkey][]*Socket{},
 		dests:  map[destKey]*destPorts{},
@@ -165,23 +209,21 @@ func (t *table) addOwner(s *Socket) {
 	port := s.local.Port()
 	b := t.ports[port]
 	if b == nil {
-		b = &portBucket{}
+		// Reuse an emptied bucket: connect()/close() churn would otherwise
+		// allocate one per fresh port.
+		if n := len(t.freeBuckets); n > 0 {
+			b = t.freeBuckets[n-1]
+			t.freeBuckets = t.freeBuckets[:n-1]
+		} else {
+			b = &portBucket{}
+		}
 		t.ports[port] = b
 		t.used.set(port)
 	}
 	a := attrsOf(s)
 	b.all.add(a, s)
 	if !a.cat.wildcard() {
-		if b.byAddr == nil {
-			b.byAddr = map[netip.Addr]*classes{}
-		}
-		k := addrKey(s.local.Addr())
-		cs := b.byAddr[k]
-		if cs == nil {
-			cs = &classes{}
-			b.byAddr[k] = cs
-		}
-		cs.add(a, s)
+		b.addrClasses(addrKey(s.local.Addr()), true).add(a, s)
 	}
 	b.owners++
 	if s.flags&fConnectBind == 0 {
@@ -200,10 +242,10 @@ func (t *table) removeOwner(s *Socket) {
 	b.all.remove(a, s)
 	if !a.cat.wildcard() {
 		k := addrKey(s.local.Addr())
-		if cs := b.byAddr[k]; cs != nil {
+		if cs := b.addrClasses(k, false); cs != nil {
 			cs.remove(a, s)
 			if len(*cs) == 0 {
-				delete(b.byAddr, k)
+				b.dropAddr(k)
 			}
 		}
 	}
@@ -220,6 +262,10 @@ func (t *table) removeOwner(s *Socket) {
 	if b.owners == 0 {
 		delete(t.ports, port)
 		t.used.clear(port)
+		if len(t.freeBuckets) < 256 {
+			*b = portBucket{all: b.all[:0], firstCls: b.firstCls[:0]}
+			t.freeBuckets = append(t.freeBuckets, b)
+		}
 	}
 }
 
@@ -255,7 +301,7 @@ func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mo
 	if sa.cat.wildcard() {
 		return nil, OK // wildcard against specific holders was decided by category above
 	}
-	if cs := b.byAddr[addrKey(addr)]; cs != nil {
+	if cs := b.addrClasses(addrKey(addr), false); cs != nil {
 		for i := range *cs {
 			c := &(*cs)[i]
 			if !overlaps[sa.cat][c.a.cat] {
@@ -291,7 +337,7 @@ func (t *table) expireTimeWait(now time.Duration) {
 		if s.state == Gone {
 			continue
 		}
-		if s.until <= now {
+		if s.Expires() <= now {
 			t.drop(s)
 			continue
 		}
@@ -301,4 +347,42 @@ func (t *table) expireTimeWait(now time.Duration) {
 		t.tw[i] = nil
 	}
 	t.tw = keep
+}
+
+// hashFlow enters a TCP connection in the map its state belongs to.
+func (t *table) hashFlow(s *Socket) {
+	k := flowKeyOf(s)
+	if s.kind() == kTimeWait {
+		t.tws[k] = s
+	} else {
+		t.flows[k] = s
+	}
+	if s.device() != 0 {
+		t.devFlows++
+	}
+}
+
+// unhashFlow removes a TCP connection from the connection maps.
+func (t *table) unhashFlow(s *Socket) {
+	k := flowKeyOf(s)
+	found := false
+	if t.flows[k] == s {
+		delete(t.flows, k)
+		found = true
+	}
+	if t.tws[k] == s {
+		delete(t.tws, k)
+		found = true
+	}
+	if found && s.device() != 0 {
+		t.devFlows--
+	}
+}
+
+// flowAt is the connection (TIME_WAIT included) with key k, or nil.
+func (t *table) flowAt(k FlowKey) *Socket {
+	if s := t.flows[k]; s != nil {
+		return s
+	}
+	return t.tws[k]
 }

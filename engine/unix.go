@@ -105,7 +105,7 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 		case Listen:
 			return fail(EINVAL, ruleConnListening)
 		}
-		c := &Socket{fam: Unix, proto: UnixStream, uid: o.uid, state: Established, parent: o}
+		c := &Socket{fam: Unix, proto: UnixStream, uid: o.uid, state: Established, ext: &sockExt{parent: o}}
 		c.x().path = path
 		c.ext.peer = s
 		h.register(c)
@@ -120,7 +120,7 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 // unlink), and frees an abstract name.
 func (u *unixTable) close(s *Socket) {
 	p := s.Path()
-	if p == "" || s.parent != nil {
+	if p == "" || s.Parent() != nil {
 		return
 	}
 	if isAbstract(p) {

@@ -88,7 +88,7 @@ func Load(snap *live.Snapshot) (*Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load %s %s: %v", ls.Proto, ls.Local, err)
 		}
-		s.Name = Name(ls)
+		s.SetName(Name(ls))
 		t.bySock[s] = ls
 	}
 	return t, nil

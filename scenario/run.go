@@ -163,7 +163,7 @@ func (r *runner) step(st *Step) (Outcome, error) {
 		s, x := h.NewSocket(st.Family, st.Proto, r.uid)
 		o.Result, o.Reason = res(x), string(x.Rule)
 		if s != nil {
-			s.Name = st.Assign
+			s.SetName(st.Assign)
 			r.socks[st.Assign] = &bound{s, h}
 			if st.Family == engine.Inet6 {
 				o.Reason += fmt.Sprintf("; IPV6_V6ONLY=%d by default", b2i(s.V6Only()))
@@ -232,7 +232,7 @@ func (r *runner) step(st *Step) (Outcome, error) {
 				r.anon++
 				name = fmt.Sprintf("%s.child%d", st.Sock, r.anon)
 			}
-			c.Name = name
+			c.SetName(name)
 			r.socks[name] = &bound{c, b.h}
 			if x.Local.IsValid() {
 				o.Tuple = fmt.Sprintf("%s %s -> %s", c.Proto(), fmtAP(x.Local), fmtAP(x.Remote))
@@ -312,8 +312,8 @@ func (r *runner) name(s *engine.Socket) string {
 	if s == nil {
 		return "?"
 	}
-	if s.Name != "" {
-		return s.Name
+	if n := s.Name(); n != "" {
+		return n
 	}
 	if p := s.Parent(); p != nil {
 		return "(unaccepted child of " + r.name(p) + ")"
