@@ -52,14 +52,24 @@ func (t *table) hashListener(s *Socket) {
 		s.x().group = g
 	}
 	t.lst[k] = insertOrdered(list, s)
+	t.lstN[k.port]++
+	t.lstP.set(k.port)
 }
 
 func (t *table) unhashListener(s *Socket) {
 	k := lkeyOf(s)
-	if list := removeFrom(t.lst[k], s); len(list) == 0 {
+	list := t.lst[k]
+	n := len(list)
+	if list = removeFrom(list, s); len(list) == 0 {
 		delete(t.lst, k)
 	} else {
 		t.lst[k] = list
+	}
+	if len(list) < n {
+		if t.lstN[k.port]--; t.lstN[k.port] == 0 {
+			delete(t.lstN, k.port)
+			t.lstP.clear(k.port)
+		}
 	}
 	if s.ext != nil && s.ext.group != nil {
 		g := s.ext.group
@@ -144,22 +154,28 @@ func (h *Host) Lookup(p Packet) Delivery {
 		}
 	}
 	dst, src := unmapAP(p.Dst), unmapAP(p.Src)
-	if !h.isLocal(dst.Addr()) {
+	in := h.ifaceFor(dst.Addr())
+	if in == nil {
 		return Delivery{Verdict: Drop, Stage: StageNotLocal}
 	}
-	dev := h.ingress(p)
+	dev := int32(p.Dev)
+	if dev == 0 {
+		dev = int32(in.Index)
+	}
 	if p.Proto == UDP {
 		return h.udp.lookupUDP(src, dst, dev)
 	}
-	if s := t.tws[MakeFlowKey(dst, src)]; s != nil && (s.device() == 0 || s.device() == dev) {
-		if p.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
-			return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s}
+	if len(t.tws) > 0 {
+		if s := t.tws[MakeFlowKey(dst, src)]; s != nil && (s.device() == 0 || s.device() == dev) {
+			if p.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
+				return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s}
+			}
+			if d := t.lookupListener(src, dst, dev); d.Verdict == Deliver {
+				d.Stage = StageTimeWaitSYN
+				return d
+			}
+			return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s} // TCP_TW_ACK
 		}
-		if d := t.lookupListener(src, dst, dev); d.Verdict == Deliver {
-			d.Stage = StageTimeWaitSYN
-			return d
-		}
-		return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s} // TCP_TW_ACK
 	}
 	d := t.lookupListener(src, dst, dev)
 	if d.Verdict != Deliver {
@@ -188,10 +204,13 @@ func (h *Host) ingress(p Packet) int32 {
 // highest compute_score wins and a SO_REUSEPORT winner hands over to its
 // group at once.
 func (t *table) lookupListener(src, dst netip.AddrPort, dev int32) Delivery {
-	if s, g := t.bestListener(t.lst[lkey{dst.Addr(), dst.Port()}], src, dst, dev, false); s != nil {
+	if !t.lstP.has(dst.Port()) {
+		return Delivery{Verdict: RST, Stage: StageNoSocket}
+	}
+	if s, g := t.bestListener(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageListenerExact, Socket: s, Group: g}
 	}
-	if s, g := t.bestListener(t.lst[lkey{netip.Addr{}, dst.Port()}], src, dst, dev, true); s != nil {
+	if s, g := t.bestListener(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageListenerWildcard, Socket: s, Group: g}
 	}
 	return Delivery{Verdict: RST, Stage: StageNoSocket}
@@ -246,6 +265,9 @@ func (t *table) pick(g []*Socket, src, dst netip.AddrPort) *Socket {
 // wildcard slot; AF_INET scores above AF_INET6, a bound device adds 4;
 // ties go to the first in the slot, the most recently bound.
 func (t *table) lookupUDP(src, dst netip.AddrPort, dev int32) Delivery {
+	if len(t.uflows) == 0 {
+		goto unconnected
+	}
 	for _, s := range t.uflows[MakeFlowKey(dst, src)] {
 		if s.device() == 0 || s.device() == dev {
 			if !(dst.Addr().Is4() && s.fam == Inet6 && s.V6Only()) {
@@ -253,10 +275,14 @@ func (t *table) lookupUDP(src, dst netip.AddrPort, dev int32) Delivery {
 			}
 		}
 	}
-	if s, g := t.bestUDP(t.lst[lkey{dst.Addr(), dst.Port()}], src, dst, dev, false); s != nil {
+unconnected:
+	if !t.lstP.has(dst.Port()) {
+		return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
+	}
+	if s, g := t.bestUDP(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageUDPExact, Socket: s, Group: g}
 	}
-	if s, g := t.bestUDP(t.lst[lkey{netip.Addr{}, dst.Port()}], src, dst, dev, true); s != nil {
+	if s, g := t.bestUDP(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageUDPWildcard, Socket: s, Group: g}
 	}
 	return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}

@@ -145,21 +145,23 @@ func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return ap
 }
 
-// lkey is a lookup bucket: a port and a local address (unmapped; the zero
-// Addr for the wildcards 0.0.0.0, :: and ::ffff:0.0.0.0, which share one
-// bucket in Linux's lhash2/hash2 by construction of their hashes).
+// lkey is a lookup bucket: a port and a local address in 16-byte form
+// (IPv4 and v4-mapped share it), all zero for the wildcards 0.0.0.0, ::
+// and ::ffff:0.0.0.0, which share one bucket in Linux's lhash2/hash2 by
+// construction of their hashes.
 type lkey struct {
-	addr netip.Addr
+	a    [16]byte
 	port uint16
 }
 
-func lkeyOf(s *Socket) lkey {
-	a := s.local.Addr().Unmap()
-	if a.IsUnspecified() {
-		a = netip.Addr{}
+func lkeyFor(a netip.Addr, port uint16) lkey {
+	if !a.IsValid() || a.Unmap().IsUnspecified() {
+		return lkey{port: port}
 	}
-	return lkey{addr: a, port: s.local.Port()}
+	return lkey{a: a.As16(), port: port}
 }
+
+func lkeyOf(s *Socket) lkey { return lkeyFor(s.local.Addr(), s.local.Port()) }
 
 // table is one protocol's socket table on a host (TCP and UDP are separate
 // port spaces; IPv4 and IPv6 share each).
@@ -176,6 +178,8 @@ type table struct {
 	devFlows int                   // connections bound to a device: lookups must check it
 	uflows   map[FlowKey][]*Socket // UDP connected sockets, most recent first
 	lst      map[lkey][]*Socket    // TCP listeners / UDP unconnected bound sockets
+	lstN     map[uint16]int32      // lookup-bucket entries per port
+	lstP     bitmap                // ports with any lookup-bucket entry: a miss needs no probe
 
 	dests       map[destKey]*destPorts // ports connect() used per destination
 	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
@@ -192,6 +196,7 @@ func newTable(h *Host, p Proto) *table {
 		tws:    map[FlowKey]*Socket{},
 		uflows: map[FlowKey][]*Socket{},
 		lst:    map[lkey][]*Socket{},
+		lstN:   map[uint16]int32{},
 		dests:  map[destKey]*destPorts{},
 		rng:    h.net.seed ^ uint64(p)*0x9e3779b97f4a7c15 ^ hashString(h.Name),
 	}
