@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"syscall"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -39,8 +40,15 @@ const (
 )
 
 // diagConn is a NETLINK_SOCK_DIAG socket in the calling thread's netns.
+// Replies are read through the connection's raw file descriptor into one
+// reused buffer: mdlayher/netlink's ReceiveIter copies every datagram into
+// a fresh slice, which at 100,000 sockets costs as much as the kernel's
+// dump itself. A connection without a raw descriptor (the library's test
+// fakes) is read through ReceiveIter.
 type diagConn struct {
-	c *netlink.Conn
+	c   *netlink.Conn
+	raw syscall.RawConn
+	buf []byte
 }
 
 // dialDiagFn is replaced in tests to simulate kernels without sock_diag.
@@ -51,7 +59,11 @@ func dialDiag() (*diagConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &diagConn{c: c}, nil
+	d := &diagConn{c: c}
+	if raw, err := c.SyscallConn(); err == nil {
+		d.raw, d.buf = raw, make([]byte, recvBufSize)
+	}
+	return d, nil
 }
 
 func (d *diagConn) Close() error { return d.c.Close() }
@@ -97,17 +109,16 @@ func (d *diagConn) dump(req []byte, p *parser, parse func(*parser, []byte)) erro
 			return err
 		}
 		intr := false
-		for m, err := range d.c.ReceiveIter() {
-			if err != nil {
-				return err
-			}
-			if m.Header.Flags&netlink.DumpInterrupted != 0 {
+		err = d.receive(func(typ, flags uint16, data []byte) {
+			if flags&uint16(netlink.DumpInterrupted) != 0 {
 				intr = true
 			}
-			if m.Header.Type != sockDiagByFamily {
-				continue
+			if typ == sockDiagByFamily {
+				parse(p, data)
 			}
-			parse(p, m.Data)
+		})
+		if err != nil {
+			return err
 		}
 		if !intr {
 			return nil
@@ -115,6 +126,62 @@ func (d *diagConn) dump(req []byte, p *parser, parse func(*parser, []byte)) erro
 		if try+1 >= dumpRetries {
 			p.out = p.out[:start]
 			return ErrDumpInterrupted
+		}
+	}
+}
+
+// receive reads one dump's replies, handing each message to fn, until
+// NLMSG_DONE; an error carried by the kernel comes back as its errno.
+func (d *diagConn) receive(fn func(typ, flags uint16, data []byte)) error {
+	if d.raw == nil {
+		for m, err := range d.c.ReceiveIter() {
+			if err != nil {
+				return err
+			}
+			fn(uint16(m.Header.Type), uint16(m.Header.Flags), m.Data)
+		}
+		return nil
+	}
+	for {
+		var n, rflags int
+		var rerr error
+		err := d.raw.Read(func(fd uintptr) bool {
+			n, _, rflags, _, rerr = unix.Recvmsg(int(fd), d.buf, nil, 0)
+			return rerr != unix.EAGAIN && rerr != unix.EINTR
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return err
+		}
+		if rflags&unix.MSG_TRUNC != 0 {
+			return errors.New("live: netlink datagram truncated")
+		}
+		for b := d.buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
+			l := int(binary.NativeEndian.Uint32(b))
+			typ := binary.NativeEndian.Uint16(b[4:])
+			flags := binary.NativeEndian.Uint16(b[6:])
+			if l < unix.SizeofNlMsghdr || l > len(b) {
+				return errors.New("live: malformed netlink message")
+			}
+			data := b[unix.SizeofNlMsghdr:l]
+			switch typ {
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				// Both carry an int32: 0, or a negative errno.
+				if len(data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(data)); code < 0 {
+						return unix.Errno(-code)
+					}
+				}
+				if typ == unix.NLMSG_DONE {
+					return nil
+				}
+			case unix.NLMSG_NOOP:
+			default:
+				fn(typ, flags, data)
+			}
+			b = b[min(nlaAlign(l), len(b)):]
 		}
 	}
 }

@@ -135,6 +135,9 @@ type Options struct {
 	Processes bool
 	// ForceProc reads sockets from /proc/net instead of netlink (testing).
 	ForceProc bool
+	// SocketsOnly skips interfaces and sysctls (a plain listing needs
+	// neither).
+	SocketsOnly bool
 	// ProcRoot is where proc is mounted, default "/proc". Tests point it at
 	// recorded files: ProcRoot/net/{tcp,tcp6,udp,udp6,unix},
 	// ProcRoot/sys/net/..., ProcRoot/PID/{comm,fd/}. Interfaces are still

@@ -161,6 +161,9 @@ func collect(opts Options, label string) (*Snapshot, error) {
 		note("unix uid and queues unknown (read from /proc/net/unix)")
 	}
 	snap.Sockets = p.out
+	if opts.SocketsOnly {
+		return snap, nil
+	}
 
 	ifs, err := readInterfaces()
 	if err != nil {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/socktab/socktab/live"
 	"github.com/spf13/cobra"
@@ -59,7 +61,7 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 	if f.port < 0 || f.port > 65535 {
 		return fmt.Errorf("--port %d: want 0..65535", f.port)
 	}
-	opts := live.Options{TCP: f.tcp, UDP: f.udp, Unix: f.unix, Processes: f.procs}
+	opts := live.Options{TCP: f.tcp, UDP: f.udp, Unix: f.unix, Processes: f.procs, SocketsOnly: true}
 	if f.listening && !f.all {
 		opts.States = live.StatesListening
 	}
@@ -93,27 +95,96 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 		}
 		return writeJSON(stdout, out)
 	}
-	tab := newTable(stdout, "Netid", "State", "Recv-Q", "Send-Q", "Local", "Peer", "Process")
-	var buf []byte
-	for _, s := range rows {
-		netid := s.Proto
-		if s.Family == "unix" {
-			netid = "u_" + map[string]string{"stream": "str", "dgram": "dgr", "seqpacket": "seq"}[s.UnixType]
+	return printSockets(stdout, rows)
+}
+
+// printSockets writes the ss-style table in two passes over the rows (the
+// first measures the columns), formatting into one reused buffer: at
+// 100,000 sockets a string per cell costs more than the reading.
+func printSockets(w io.Writer, rows []*live.Socket) error {
+	header := [...]string{"Netid", "State", "Recv-Q", "Send-Q", "Local", "Peer", "Process"}
+	var width [len(header)]int
+	for i, h := range header {
+		width[i] = len(h)
+	}
+	var cell [len(header)][]byte
+	format := func(s *live.Socket) {
+		for i := range cell {
+			cell[i] = cell[i][:0]
 		}
-		buf = buf[:0]
+		cell[0] = append(cell[0], nsPrefix(s.Netns)...)
+		if s.Family == "unix" {
+			cell[0] = append(cell[0], "u_"+map[string]string{"stream": "str", "dgram": "dgr", "seqpacket": "seq"}[s.UnixType]...)
+		} else {
+			cell[0] = append(cell[0], s.Proto...)
+		}
+		cell[1] = append(cell[1], s.State...)
+		cell[2] = strconv.AppendUint(cell[2], uint64(s.RecvQ), 10)
+		cell[3] = strconv.AppendUint(cell[3], uint64(s.SendQ), 10)
+		cell[4] = appendLocal(cell[4], s)
+		cell[5] = appendPeer(cell[5], s)
 		for i, p := range s.Processes {
 			if i > 0 {
-				buf = append(buf, ',')
+				cell[6] = append(cell[6], ',')
 			}
-			buf = append(buf, p.Command...)
-			buf = append(buf, '(')
-			buf = strconv.AppendInt(buf, int64(p.PID), 10)
-			buf = append(buf, ')')
+			cell[6] = append(cell[6], p.Command...)
+			cell[6] = append(cell[6], '(')
+			cell[6] = strconv.AppendInt(cell[6], int64(p.PID), 10)
+			cell[6] = append(cell[6], ')')
 		}
-		tab.row(nsPrefix(s.Netns)+netid, s.State, strconv.FormatUint(uint64(s.RecvQ), 10),
-			strconv.FormatUint(uint64(s.SendQ), 10), localText(s), peerText(s), string(buf))
 	}
-	return tab.flush()
+	for _, s := range rows {
+		format(s)
+		for i := range cell {
+			width[i] = max(width[i], utf8.RuneCount(cell[i]))
+		}
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	line := func() {
+		last := len(cell) - 1
+		for last > 0 && len(cell[last]) == 0 {
+			last--
+		}
+		for i := 0; i <= last; i++ {
+			bw.Write(cell[i])
+			if i < last {
+				for n := width[i] - utf8.RuneCount(cell[i]) + 2; n > 0; n-- {
+					bw.WriteByte(' ')
+				}
+			}
+		}
+		bw.WriteByte('\n')
+	}
+	for i, h := range header {
+		cell[i] = append(cell[i][:0], h...)
+	}
+	line()
+	for _, s := range rows {
+		format(s)
+		line()
+	}
+	return bw.Flush()
+}
+
+func appendLocal(b []byte, s *live.Socket) []byte {
+	if s.Family == "unix" {
+		if s.Path == "" {
+			return append(b, '*')
+		}
+		return append(b, s.Path...)
+	}
+	if s.Family == "inet6" && s.Local.Addr().IsUnspecified() && s.V6Only != nil && !*s.V6Only {
+		b = append(b, "*:"...)
+		return strconv.AppendUint(b, uint64(s.Local.Port()), 10)
+	}
+	return s.Local.AppendTo(b)
+}
+
+func appendPeer(b []byte, s *live.Socket) []byte {
+	if s.Family == "unix" || !s.Remote.IsValid() || (s.Remote.Port() == 0 && s.Remote.Addr().IsUnspecified()) {
+		return append(b, '*')
+	}
+	return s.Remote.AppendTo(b)
 }
 
 func localText(s *live.Socket) string {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -15,6 +17,10 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
+	// A run is short and what it reads (every socket) lives to the end, so
+	// garbage collection only costs time: collect only near a memory bound.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(1 << 30)
 	root := newRoot()
 	if err := root.Execute(); err != nil {
 		var ee exitError
@@ -41,5 +47,26 @@ func newRoot() *cobra.Command {
 		return runOverview(cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 	}
 	root.AddCommand(newSimCmd(), newLsCmd(), newWhoCmd(), newBindCmd(), newAuditCmd(), newPortsCmd())
+	// --cpuprofile FILE: for measuring socktab itself (scripts/bench-live).
+	var prof string
+	root.PersistentFlags().StringVar(&prof, "cpuprofile", "", "write a CPU profile to FILE")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	var pf *os.File
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if prof == "" {
+			return nil
+		}
+		var err error
+		if pf, err = os.Create(prof); err != nil {
+			return err
+		}
+		return pprof.StartCPUProfile(pf)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if pf != nil {
+			pprof.StopCPUProfile()
+			pf.Close()
+		}
+	}
 	return root
 }
