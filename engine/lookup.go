@@ -207,40 +207,48 @@ func (t *table) lookupListener(src, dst netip.AddrPort, dev int32) Delivery {
 	if !t.lstP.has(dst.Port()) {
 		return Delivery{Verdict: RST, Stage: StageNoSocket}
 	}
-	if s, g := t.bestListener(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
+	if s, g := t.best(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageListenerExact, Socket: s, Group: g}
 	}
-	if s, g := t.bestListener(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
+	if s, g := t.best(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageListenerWildcard, Socket: s, Group: g}
 	}
 	return Delivery{Verdict: RST, Stage: StageNoSocket}
 }
 
-func (t *table) bestListener(list []*Socket, src, dst netip.AddrPort, dev int32, wild bool) (*Socket, []*Socket) {
+// best walks one lookup bucket and returns the highest-scoring socket
+// (ties: the first, i.e. the most recently inserted), or the SO_REUSEPORT
+// group of the first socket that beats the best so far, which decides at
+// once (inet_lhash2_lookup, udp4_lib_lookup2). Scores follow compute_score:
+// TCP (inet_hashtables.c) 1, +1 for AF_INET, +1 for a bound device; UDP
+// (udp.c) 2 for AF_INET or 1 for AF_INET6, +4 for a bound device. An IPv4
+// packet never reaches an IPV6_V6ONLY socket; an IPv6 one only AF_INET6
+// sockets, and in the wildcard bucket only those bound to :: exactly (so
+// ::ffff:0.0.0.0 never receives IPv6).
+func (t *table) best(list []*Socket, src, dst netip.AddrPort, dev int32, wild bool) (*Socket, []*Socket) {
 	v4 := dst.Addr().Is4()
+	famBonus, devBonus := 1, 1
+	if t.proto == UDP {
+		devBonus = 4
+	}
 	best, score := (*Socket)(nil), 0
 	for _, s := range list {
 		sc := 1
 		if v4 {
-			// compute_score (inet_hashtables.c): never an IPV6_V6ONLY socket.
 			if s.fam == Inet6 && s.V6Only() {
 				continue
 			}
 			if s.fam == Inet {
-				sc++
+				sc += famBonus
 			}
-		} else {
-			// inet6 compute_score: AF_INET6 only, exact address (:: for the
-			// wildcard pass, so ::ffff:0.0.0.0 never receives IPv6).
-			if s.fam != Inet6 || (wild && !s.local.Addr().IsUnspecified()) {
-				continue
-			}
+		} else if s.fam != Inet6 || (wild && !s.local.Addr().IsUnspecified()) {
+			continue
 		}
-		if s.device() != 0 {
-			if s.device() != dev {
+		if d := s.device(); d != 0 {
+			if d != dev {
 				continue
 			}
-			sc++
+			sc += devBonus
 		}
 		if sc > score {
 			if g := s.Group(); len(g) > 0 {
@@ -279,42 +287,11 @@ unconnected:
 	if !t.lstP.has(dst.Port()) {
 		return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
 	}
-	if s, g := t.bestUDP(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
+	if s, g := t.best(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageUDPExact, Socket: s, Group: g}
 	}
-	if s, g := t.bestUDP(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
+	if s, g := t.best(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageUDPWildcard, Socket: s, Group: g}
 	}
 	return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
-}
-
-func (t *table) bestUDP(list []*Socket, src, dst netip.AddrPort, dev int32, wild bool) (*Socket, []*Socket) {
-	v4 := dst.Addr().Is4()
-	best, score := (*Socket)(nil), 0
-	for _, s := range list {
-		sc := 1
-		if v4 {
-			if s.fam == Inet6 && s.V6Only() {
-				continue
-			}
-			if s.fam == Inet {
-				sc = 2
-			}
-		} else if s.fam != Inet6 || (wild && !s.local.Addr().IsUnspecified()) {
-			continue
-		}
-		if s.device() != 0 {
-			if s.device() != dev {
-				continue
-			}
-			sc += 4
-		}
-		if sc > score {
-			if g := s.Group(); len(g) > 0 {
-				return t.pick(g, src, dst), g
-			}
-			best, score = s, sc
-		}
-	}
-	return best, nil
 }
