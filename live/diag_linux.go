@@ -96,8 +96,13 @@ func unixDiagReq(states uint32) []byte {
 // redone; after dumpRetries it fails with ErrDumpInterrupted.
 func (d *diagConn) dump(req []byte, p *parser, parse func(*parser, []byte)) error {
 	start := len(p.out)
+	p.emitted = 0
 	for try := 0; ; try++ {
 		p.out = p.out[:start]
+		if p.emitted > 0 && p.rewind != nil {
+			p.rewind(p.emitted)
+		}
+		p.emitted = 0
 		_, err := d.c.Send(netlink.Message{
 			Header: netlink.Header{
 				Type:  sockDiagByFamily,
@@ -115,6 +120,7 @@ func (d *diagConn) dump(req []byte, p *parser, parse func(*parser, []byte)) erro
 			}
 			if typ == sockDiagByFamily {
 				parse(p, data)
+				p.drain(start)
 			}
 		})
 		if err != nil {
@@ -125,6 +131,9 @@ func (d *diagConn) dump(req []byte, p *parser, parse func(*parser, []byte)) erro
 		}
 		if try+1 >= dumpRetries {
 			p.out = p.out[:start]
+			if p.emitted > 0 && p.rewind != nil {
+				p.rewind(p.emitted)
+			}
 			return ErrDumpInterrupted
 		}
 	}

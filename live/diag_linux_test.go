@@ -289,3 +289,31 @@ func TestCollectFallbacks(t *testing.T) {
 		t.Errorf("err = %v, want ENOBUFS", err)
 	}
 }
+
+// TestDumpStreamsAndRewinds: with Emit, sockets leave the parser as they
+// are read, and a redone (interrupted) dump voids what it emitted.
+func TestDumpStreamsAndRewinds(t *testing.T) {
+	calls := 0
+	d := fakeDump(t, func(call int) bool { return call < 3 }, &calls)
+	var got []uint64
+	p := &parser{
+		emit:   func(s *Socket) { got = append(got, s.Inode) },
+		rewind: func(n int) { got = got[:len(got)-n] },
+	}
+	if err := d.dump(inetDiagReq(unix.AF_INET, unix.IPPROTO_TCP, 0), p, parseTCP); err != nil {
+		t.Fatal(err)
+	}
+	want := &parser{}
+	calls = 0
+	if err := fakeDump(t, func(int) bool { return false }, &calls).dump(inetDiagReq(unix.AF_INET, unix.IPPROTO_TCP, 0), want, parseTCP); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.out) != 0 || len(got) != len(want.out) || len(got) == 0 {
+		t.Fatalf("streamed %d sockets (%d kept), want %d", len(got), len(p.out), len(want.out))
+	}
+	for i, s := range want.out {
+		if got[i] != s.Inode {
+			t.Fatalf("socket %d: inode %d, want %d", i, got[i], s.Inode)
+		}
+	}
+}

@@ -138,6 +138,13 @@ type Options struct {
 	// SocketsOnly skips interfaces and sysctls (a plain listing needs
 	// neither).
 	SocketsOnly bool
+	// Emit, when set, receives each socket as it is read instead of
+	// Snapshot.Sockets collecting them, so a listing of 100,000 sockets
+	// keeps none of them: the *Socket is valid only during the call. When a
+	// dump the kernel interrupted is redone, Rewind(n) says that the last n
+	// sockets emitted are void. Emit cannot be combined with Processes.
+	Emit   func(*Socket)
+	Rewind func(n int)
 	// ProcRoot is where proc is mounted, default "/proc". Tests point it at
 	// recorded files: ProcRoot/net/{tcp,tcp6,udp,udp6,unix},
 	// ProcRoot/sys/net/..., ProcRoot/PID/{comm,fd/}. Interfaces are still
@@ -209,10 +216,28 @@ func stateName(st uint8, tcp bool) string {
 // parser turns diag messages and /proc/net lines into Sockets appended to out.
 type parser struct {
 	out    []Socket
-	netns  string
-	bools  boolSlab
-	strs   strArena
-	badMsg int
+	emit   func(*Socket) // Options.Emit: sockets leave out as soon as parsed
+	rewind func(int)     // Options.Rewind
+	// emitted counts sockets emitted since the current dump began, for a
+	// rewind when the dump is redone.
+	emitted int
+	netns   string
+	bools   boolSlab
+	strs    strArena
+	badMsg  int
+}
+
+// drain emits the sockets parsed since index from and drops them, when
+// the caller streams (Options.Emit).
+func (p *parser) drain(from int) {
+	if p.emit == nil {
+		return
+	}
+	for i := from; i < len(p.out); i++ {
+		p.emit(&p.out[i])
+		p.emitted++
+	}
+	p.out = p.out[:from]
 }
 
 // boolSlab hands out *bool without one allocation per socket.

@@ -79,6 +79,9 @@ func pidLabel(procRoot string, pid int) string {
 // "pid:N(comm)" after the lowest pid in it. Reading another namespace
 // needs CAP_SYS_ADMIN (setns).
 func ReadNetns(target NetnsTarget, opts Options) ([]*Snapshot, error) {
+	if opts.Emit != nil && opts.Processes {
+		return nil, errors.New("live: Emit cannot be combined with Processes")
+	}
 	procRoot := opts.procRoot()
 	own, err := statNS("/proc/thread-self/ns/net")
 	if err != nil {

@@ -4,6 +4,7 @@ package live
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 // Read reads the sockets, interfaces and sysctls of the caller's network
 // namespace.
 func Read(opts Options) (*Snapshot, error) {
+	if opts.Emit != nil && opts.Processes {
+		return nil, errors.New("live: Emit cannot be combined with Processes")
+	}
 	snap, err := collect(opts, "")
 	if err != nil {
 		return nil, err
@@ -61,8 +65,12 @@ func collect(opts Options, label string) (*Snapshot, error) {
 	doTCP, doUDP, doUnix := opts.tables()
 	states := opts.states()
 
-	p := &parser{netns: label}
-	p.out = make([]Socket, 0, capacityHint(netDir, doTCP, doUDP, states))
+	p := &parser{netns: label, emit: opts.Emit, rewind: opts.Rewind}
+	if p.emit != nil {
+		p.out = make([]Socket, 0, 16)
+	} else {
+		p.out = make([]Socket, 0, capacityHint(netDir, doTCP, doUDP, states))
+	}
 
 	var dc *diagConn
 	if !opts.ForceProc {
@@ -103,7 +111,10 @@ func collect(opts Options, label string) (*Snapshot, error) {
 			note("%s: %v", t.name, err)
 			continue
 		}
-		if err := parseProcInet(p, data, t.proto, t.fam == unix.AF_INET6, states); err != nil {
+		from := len(p.out)
+		err = parseProcInet(p, data, t.proto, t.fam == unix.AF_INET6, states)
+		p.drain(from)
+		if err != nil {
 			return nil, fmt.Errorf("live: %s/%s: %w", netDir, t.file, err)
 		}
 		usedProc, procInet = true, true
@@ -131,6 +142,7 @@ func collect(opts Options, label string) (*Snapshot, error) {
 			} else if err := parseProcUnix(p, data, states); err != nil {
 				return nil, fmt.Errorf("live: %s/unix: %w", netDir, err)
 			} else {
+				p.drain(0)
 				usedProc, procUnix = true, true
 			}
 		}

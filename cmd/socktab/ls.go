@@ -65,6 +65,48 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 	if f.listening && !f.all {
 		opts.States = live.StatesListening
 	}
+	keep := func(s *live.Socket) bool {
+		switch {
+		case !f.all && f.listening && !listening(s):
+			return false
+		case !f.all && !f.listening && listening(s):
+			return false
+		case f.state != "" && !strings.EqualFold(s.State, f.state):
+			return false
+		case f.port != 0 && int(s.Local.Port()) != f.port && int(s.Remote.Port()) != f.port:
+			return false
+		case addr.IsValid() && s.Local.Addr().Unmap() != addr && s.Remote.Addr().Unmap() != addr:
+			return false
+		}
+		return true
+	}
+	if f.output == "text" && !f.procs {
+		// The plain listing streams: each socket is formatted as it is read
+		// and none is kept, which is what makes it as cheap as ss.
+		var t textRows
+		var kept []bool
+		opts.Emit = func(s *live.Socket) {
+			k := keep(s)
+			kept = append(kept, k)
+			if k {
+				t.add(s)
+			}
+		}
+		opts.Rewind = func(n int) {
+			drop := 0
+			for _, k := range kept[len(kept)-n:] {
+				if k {
+					drop++
+				}
+			}
+			kept = kept[:len(kept)-n]
+			t.drop(drop)
+		}
+		if _, err := f.snapshots(opts, stderr); err != nil {
+			return err
+		}
+		return t.print(stdout)
+	}
 	snaps, err := f.snapshots(opts, stderr)
 	if err != nil {
 		return err
@@ -72,20 +114,9 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 	var rows []*live.Socket
 	for _, snap := range snaps {
 		for i := range snap.Sockets {
-			s := &snap.Sockets[i]
-			switch {
-			case !f.all && f.listening && !listening(s):
-				continue
-			case !f.all && !f.listening && listening(s):
-				continue
-			case f.state != "" && !strings.EqualFold(s.State, f.state):
-				continue
-			case f.port != 0 && int(s.Local.Port()) != f.port && int(s.Remote.Port()) != f.port:
-				continue
-			case addr.IsValid() && s.Local.Addr().Unmap() != addr && s.Remote.Addr().Unmap() != addr:
-				continue
+			if s := &snap.Sockets[i]; keep(s) {
+				rows = append(rows, s)
 			}
-			rows = append(rows, s)
 		}
 	}
 	if f.output == "json" {
@@ -95,73 +126,128 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 		}
 		return writeJSON(stdout, out)
 	}
-	return printSockets(stdout, rows)
+	var t textRows
+	for _, s := range rows {
+		t.add(s)
+	}
+	return t.print(stdout)
 }
 
-// printSockets writes the ss-style table in two passes over the rows (the
-// first measures the columns), formatting into one reused buffer: at
-// 100,000 sockets a string per cell costs more than the reading.
-func printSockets(w io.Writer, rows []*live.Socket) error {
-	header := [...]string{"Netid", "State", "Recv-Q", "Send-Q", "Local", "Peer", "Process"}
-	var width [len(header)]int
-	for i, h := range header {
-		width[i] = len(h)
+var lsHeader = [...]string{"Netid", "State", "Recv-Q", "Send-Q", "Local", "Peer", "Process"}
+
+// textRows holds the ss-style table as text: cells appended to fixed-size
+// chunks that are never copied (with the collector off, a slice grown by
+// doubling leaves every old copy behind), a row being where its cells end.
+// At 100,000 sockets a string per cell, or keeping the sockets, costs more
+// than reading them.
+type textRows struct {
+	chunks [][]byte
+	rows   [][]rowAt // rowChunk rows per slice
+	n      int
+	width  [len(lsHeader)]int
+}
+
+type rowAt struct {
+	chunk, start uint32
+	end          [len(lsHeader)]uint32
+}
+
+const (
+	textChunk = 256 << 10
+	rowChunk  = 4096
+)
+
+func (t *textRows) add(s *live.Socket) {
+	if len(t.chunks) == 0 || cap(t.chunks[len(t.chunks)-1])-len(t.chunks[len(t.chunks)-1]) < 1024 {
+		t.chunks = append(t.chunks, make([]byte, 0, textChunk))
 	}
-	var cell [len(header)][]byte
-	format := func(s *live.Socket) {
-		for i := range cell {
-			cell[i] = cell[i][:0]
-		}
-		cell[0] = append(cell[0], nsPrefix(s.Netns)...)
-		if s.Family == "unix" {
-			cell[0] = append(cell[0], "u_"+map[string]string{"stream": "str", "dgram": "dgr", "seqpacket": "seq"}[s.UnixType]...)
-		} else {
-			cell[0] = append(cell[0], s.Proto...)
-		}
-		cell[1] = append(cell[1], s.State...)
-		cell[2] = strconv.AppendUint(cell[2], uint64(s.RecvQ), 10)
-		cell[3] = strconv.AppendUint(cell[3], uint64(s.SendQ), 10)
-		cell[4] = appendLocal(cell[4], s)
-		cell[5] = appendPeer(cell[5], s)
-		for i, p := range s.Processes {
-			if i > 0 {
-				cell[6] = append(cell[6], ',')
-			}
-			cell[6] = append(cell[6], p.Command...)
-			cell[6] = append(cell[6], '(')
-			cell[6] = strconv.AppendInt(cell[6], int64(p.PID), 10)
-			cell[6] = append(cell[6], ')')
-		}
+	ci := len(t.chunks) - 1
+	b := t.chunks[ci]
+	r := rowAt{chunk: uint32(ci), start: uint32(len(b))}
+	from := len(b)
+	cell := func(i int) {
+		r.end[i] = uint32(len(b))
+		t.width[i] = max(t.width[i], utf8.RuneCount(b[from:]))
+		from = len(b)
 	}
-	for _, s := range rows {
-		format(s)
-		for i := range cell {
-			width[i] = max(width[i], utf8.RuneCount(cell[i]))
-		}
+	b = append(b, nsPrefix(s.Netns)...)
+	if s.Family == "unix" {
+		b = append(b, "u_"+map[string]string{"stream": "str", "dgram": "dgr", "seqpacket": "seq"}[s.UnixType]...)
+	} else {
+		b = append(b, s.Proto...)
 	}
+	cell(0)
+	b = append(b, s.State...)
+	cell(1)
+	b = strconv.AppendUint(b, uint64(s.RecvQ), 10)
+	cell(2)
+	b = strconv.AppendUint(b, uint64(s.SendQ), 10)
+	cell(3)
+	b = appendLocal(b, s)
+	cell(4)
+	b = appendPeer(b, s)
+	cell(5)
+	for i, p := range s.Processes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p.Command...)
+		b = append(b, '(')
+		b = strconv.AppendInt(b, int64(p.PID), 10)
+		b = append(b, ')')
+	}
+	cell(6)
+	t.chunks[ci] = b
+	if t.n%rowChunk == 0 {
+		t.rows = append(t.rows, make([]rowAt, 0, rowChunk))
+	}
+	t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], r)
+	t.n++
+}
+
+// drop forgets the last n rows (a dump the kernel interrupted is redone).
+func (t *textRows) drop(n int) {
+	for ; n > 0; n-- {
+		last := &t.rows[len(t.rows)-1]
+		*last = (*last)[:len(*last)-1]
+		if len(*last) == 0 {
+			t.rows = t.rows[:len(t.rows)-1]
+		}
+		t.n--
+	}
+}
+
+func (t *textRows) print(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
+	var cells [len(lsHeader)][]byte
 	line := func() {
-		last := len(cell) - 1
-		for last > 0 && len(cell[last]) == 0 {
+		last := len(cells) - 1
+		for last > 0 && len(cells[last]) == 0 {
 			last--
 		}
 		for i := 0; i <= last; i++ {
-			bw.Write(cell[i])
+			bw.Write(cells[i])
 			if i < last {
-				for n := width[i] - utf8.RuneCount(cell[i]) + 2; n > 0; n-- {
+				for n := max(t.width[i], len(lsHeader[i])) - utf8.RuneCount(cells[i]) + 2; n > 0; n-- {
 					bw.WriteByte(' ')
 				}
 			}
 		}
 		bw.WriteByte('\n')
 	}
-	for i, h := range header {
-		cell[i] = append(cell[i][:0], h...)
+	for i, h := range lsHeader {
+		cells[i] = []byte(h)
 	}
 	line()
-	for _, s := range rows {
-		format(s)
-		line()
+	for _, rs := range t.rows {
+		for _, r := range rs {
+			b, prev := t.chunks[r.chunk], r.start
+			for i, e := range r.end {
+				cells[i] = b[prev:e]
+				prev = e
+			}
+			line()
+		}
 	}
 	return bw.Flush()
 }
