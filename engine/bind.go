@@ -47,8 +47,9 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 				return fail(EADDRNOTAVAIL, ruleNotLocal)
 			}
 			// __inet6_bind: ipv6_chk_addr(net, addr, dev, 0) with the bound
-			// device demands the address be on that device.
-			if i := h.ifaceByIndex(int(s.device())); i != nil && !a.IsMulticast() && !carries(i, a) &&
+			// device demands a host- or link-scope address (::1, fe80::) be
+			// on that device; a global one may be on any.
+			if i := h.ifaceByIndex(int(s.device())); i != nil && (a.IsLoopback() || a.IsLinkLocalUnicast()) && !carries(i, a) &&
 				!(h.Sysctl.NonlocalBind6 || s.flags&fFreeBind != 0) {
 				return fail(EADDRNOTAVAIL, ruleNotOnDevice)
 			}

@@ -226,13 +226,13 @@ func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepte
 	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
 		return true
 	}
+	if dst.Addr().Is6() && !h.isLocal(src) {
+		return true // a foreign IPv6 source toward this host: even a listener's answer is lost
+	}
 	if accepted {
 		return false
 	}
-	if dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback() {
-		return true
-	}
-	return dst.Addr().Is6() && !h.isLocal(src) // a foreign IPv6 source toward this host
+	return dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback()
 }
 
 func carries(i *Iface, a netip.Addr) bool {
