@@ -21,26 +21,6 @@ const (
 
 func (c cat) wildcard() bool { return c == catV4Any || c == catV6AnyDual || c == catV6AnyOnly }
 
-// category classifies a socket's local address.
-func category(a netip.Addr, v6only bool) cat {
-	if a.Is4() || a.Is4In6() {
-		if a.Unmap().IsUnspecified() {
-			return catV4Any
-		}
-		return catV4
-	}
-	if a.IsUnspecified() {
-		if v6only {
-			return catV6AnyOnly
-		}
-		return catV6AnyDual
-	}
-	if !v6only {
-		return catV6Dual
-	}
-	return catV6
-}
-
 // overlaps[s][e] says whether a socket of category s and one of category e
 // on the same port claim a common address (given equal specific addresses
 // where both are specific). It is the matrix of
@@ -55,9 +35,35 @@ var overlaps = [numCats][numCats]bool{
 	catV6Dual:    {catV4Any: true, catV6AnyDual: true, catV6AnyOnly: true, catV6: true, catV6Dual: true},
 }
 
-// addrKey is the identity of a specific bound address: IPv4 and v4-mapped
-// IPv6 share one key, as they share one bhash2 bucket in Linux.
-func addrKey(a netip.Addr) netip.Addr { return a.Unmap() }
+// addrKey is the identity of a specific bound address: its 16-byte form,
+// where IPv4 and v4-mapped IPv6 coincide, as they share one bhash2 bucket
+// in Linux.
+type addrKey [16]byte
+
+func keyOf(a netip.Addr) addrKey { return a.As16() }
+
+var v4mappedPrefix = [12]byte{10: 0xff, 11: 0xff}
+
+// category classifies a socket's local address, from its bytes (the hot
+// path of every bind).
+func (e endpoint) category(v6only bool) cat {
+	if e.v4 || [12]byte(e.a[:12]) == v4mappedPrefix {
+		if e.a[12]|e.a[13]|e.a[14]|e.a[15] == 0 {
+			return catV4Any
+		}
+		return catV4
+	}
+	if e.a == ([16]byte{}) {
+		if v6only {
+			return catV6AnyOnly
+		}
+		return catV6AnyDual
+	}
+	if !v6only {
+		return catV6Dual
+	}
+	return catV6
+}
 
 // isLoopback reports whether a is in 127/8, ::1 or ::ffff:127.0.0.0/104.
 func isLoopback(a netip.Addr) bool { return a.Unmap().IsLoopback() }

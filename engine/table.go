@@ -33,7 +33,7 @@ type attrs struct {
 
 func attrsOf(s *Socket) attrs {
 	return attrs{
-		uid: s.uid, dev: s.device(), cat: category(s.local.Addr(), s.V6Only()), kind: s.kind(), fam: s.fam,
+		uid: s.uid, dev: s.device(), cat: s.local.category(s.V6Only()), kind: s.kind(), fam: s.fam,
 		reuse: s.ReuseAddr(), reuseport: s.ReusePort(), exclusive: s.flags&fExclusive != 0,
 	}
 }
@@ -83,28 +83,29 @@ func (cs *classes) remove(a attrs, s *Socket) {
 // and the wildcards (Linux's bhash2 layout).
 type portBucket struct {
 	all      classes
-	first    netip.Addr // the first specific address, kept inline: most ports have one
+	first    addrKey // the first specific address, kept inline: most ports have one
+	hasFirst bool
 	firstCls classes
-	byAddr   map[netip.Addr]*classes // further specific addresses
+	byAddr   map[addrKey]*classes // further specific addresses
 	owners   int32
 	explicit int32 // holders whose port was not chosen by connect()
 }
 
 // addrClasses returns the classes of specific address k, creating them
 // if create is set, or nil.
-func (b *portBucket) addrClasses(k netip.Addr, create bool) *classes {
-	if b.first == k && k.IsValid() {
+func (b *portBucket) addrClasses(k addrKey, create bool) *classes {
+	if b.hasFirst && b.first == k {
 		return &b.firstCls
 	}
 	if cs := b.byAddr[k]; cs != nil || !create {
 		return cs
 	}
-	if !b.first.IsValid() {
-		b.first = k
+	if !b.hasFirst {
+		b.first, b.hasFirst = k, true
 		return &b.firstCls
 	}
 	if b.byAddr == nil {
-		b.byAddr = map[netip.Addr]*classes{}
+		b.byAddr = map[addrKey]*classes{}
 	}
 	cs := &classes{}
 	b.byAddr[k] = cs
@@ -112,12 +113,35 @@ func (b *portBucket) addrClasses(k netip.Addr, create bool) *classes {
 }
 
 // dropAddr forgets specific address k once it has no holders.
-func (b *portBucket) dropAddr(k netip.Addr) {
-	if b.first == k {
-		b.first = netip.Addr{}
+func (b *portBucket) dropAddr(k addrKey) {
+	if b.hasFirst && b.first == k {
+		b.hasFirst = false
 		return
 	}
 	delete(b.byAddr, k)
+}
+
+// portIndex finds a port's bucket through two levels of arrays: no
+// hashing on every bind, connect and close, and 2 KiB per 256 ports in use.
+type portIndex [256]*[256]*portBucket
+
+func (x *portIndex) get(p uint16) *portBucket {
+	if l := x[p>>8]; l != nil {
+		return l[p&255]
+	}
+	return nil
+}
+
+func (x *portIndex) set(p uint16, b *portBucket) {
+	l := x[p>>8]
+	if l == nil {
+		if b == nil {
+			return
+		}
+		l = new([256]*portBucket)
+		x[p>>8] = l
+	}
+	l[p&255] = b
 }
 
 // FlowKey identifies a connection from its own side: local and remote
@@ -169,7 +193,7 @@ type table struct {
 	h     *Host
 	proto Proto
 
-	ports    map[uint16]*portBucket
+	ports    portIndex
 	explicit bitmap // ports that have explicit (non-connect) holders
 	used     bitmap // ports that have any holder
 
@@ -191,7 +215,6 @@ type table struct {
 func newTable(h *Host, p Proto) *table {
 	return &table{
 		h: h, proto: p,
-		ports:  map[uint16]*portBucket{},
 		flows:  map[FlowKey]*Socket{},
 		tws:    map[FlowKey]*Socket{},
 		uflows: map[FlowKey][]*Socket{},
@@ -212,7 +235,7 @@ func (h *Host) Reserve(p Proto, n int) {
 
 func (t *table) addOwner(s *Socket) {
 	port := s.local.Port()
-	b := t.ports[port]
+	b := t.ports.get(port)
 	if b == nil {
 		// Reuse an emptied bucket: connect()/close() churn would otherwise
 		// allocate one per fresh port.
@@ -222,13 +245,13 @@ func (t *table) addOwner(s *Socket) {
 		} else {
 			b = &portBucket{}
 		}
-		t.ports[port] = b
+		t.ports.set(port, b)
 		t.used.set(port)
 	}
 	a := attrsOf(s)
 	b.all.add(a, s)
 	if !a.cat.wildcard() {
-		b.addrClasses(addrKey(s.local.Addr()), true).add(a, s)
+		b.addrClasses(addrKey(s.local.a), true).add(a, s)
 	}
 	b.owners++
 	if s.flags&fConnectBind == 0 {
@@ -239,14 +262,14 @@ func (t *table) addOwner(s *Socket) {
 
 func (t *table) removeOwner(s *Socket) {
 	port := s.local.Port()
-	b := t.ports[port]
+	b := t.ports.get(port)
 	if b == nil {
 		return
 	}
 	a := attrsOf(s)
 	b.all.remove(a, s)
 	if !a.cat.wildcard() {
-		k := addrKey(s.local.Addr())
+		k := addrKey(s.local.a)
 		if cs := b.addrClasses(k, false); cs != nil {
 			cs.remove(a, s)
 			if len(*cs) == 0 {
@@ -265,7 +288,7 @@ func (t *table) removeOwner(s *Socket) {
 		}
 	}
 	if b.owners == 0 {
-		delete(t.ports, port)
+		t.ports.set(port, nil)
 		t.used.clear(port)
 		if len(t.freeBuckets) < 256 {
 			*b = portBucket{all: b.all[:0], firstCls: b.firstCls[:0]}
@@ -288,7 +311,7 @@ const (
 // conflict returns a holder of port that keeps s (with attributes sa at
 // address addr) from binding it, and the errno to report, or nil.
 func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mode) (*Socket, Errno) {
-	b := t.ports[port]
+	b := t.ports.get(port)
 	if b == nil {
 		return nil, OK
 	}
@@ -306,7 +329,7 @@ func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mo
 	if sa.cat.wildcard() {
 		return nil, OK // wildcard against specific holders was decided by category above
 	}
-	if cs := b.addrClasses(addrKey(addr), false); cs != nil {
+	if cs := b.addrClasses(keyOf(addr), false); cs != nil {
 		for i := range *cs {
 			c := &(*cs)[i]
 			if !overlaps[sa.cat][c.a.cat] {
