@@ -34,6 +34,8 @@ func snapshot() *live.Snapshot {
 			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("203.0.113.5:40002"), Remote: ap("198.51.100.9:443"), Inode: 8},
 			{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: ap("203.0.113.5:40004"), Remote: ap("198.51.100.9:443")},
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("10.1.2.3:53"), Inode: 9},
+			// An unconnected socket on an ephemeral port, its peer reported as 0.0.0.0:0.
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:40010"), Remote: ap("0.0.0.0:0"), Inode: 10},
 		},
 	}
 }
