@@ -35,7 +35,8 @@ func removeFrom(list []*Socket, s *Socket) []*Socket {
 // lookup bucket and, with SO_REUSEPORT, into its group.
 func (t *table) hashListener(s *Socket) {
 	k := lkeyOf(s)
-	list := t.lst[k]
+	b := t.lst.bucket(k, true)
+	list := *b
 	if s.ReusePort() {
 		var g *rpGroup
 		for _, x := range list {
@@ -51,24 +52,15 @@ func (t *table) hashListener(s *Socket) {
 		g.members = append(g.members, s)
 		s.x().group = g
 	}
-	t.lst[k] = insertOrdered(list, s)
-	t.lstN[k.port]++
-	t.lstP.set(k.port)
+	*b = insertOrdered(list, s)
 }
 
 func (t *table) unhashListener(s *Socket) {
 	k := lkeyOf(s)
-	list := t.lst[k]
-	n := len(list)
-	if list = removeFrom(list, s); len(list) == 0 {
-		delete(t.lst, k)
-	} else {
-		t.lst[k] = list
-	}
-	if len(list) < n {
-		if t.lstN[k.port]--; t.lstN[k.port] == 0 {
-			delete(t.lstN, k.port)
-			t.lstP.clear(k.port)
+	if b := t.lst.bucket(k, false); b != nil {
+		*b = removeFrom(*b, s)
+		if len(*b) == 0 {
+			t.lst.prune(k.port)
 		}
 	}
 	if s.ext != nil && s.ext.group != nil {
@@ -76,6 +68,17 @@ func (t *table) unhashListener(s *Socket) {
 		g.members = removeFrom(g.members, s)
 		s.ext.group = nil
 	}
+}
+
+// exactFor is the bucket of local address a (a specific address).
+func (pl *portLst) exactFor(a netip.Addr) []*Socket {
+	k := a.As16()
+	for i := range pl.exact {
+		if pl.exact[i].a == k {
+			return pl.exact[i].socks
+		}
+	}
+	return nil
 }
 
 // hashUDP is hashListener for a freshly bound UDP socket.
@@ -204,13 +207,14 @@ func (h *Host) ingress(p Packet) int32 {
 // highest compute_score wins and a SO_REUSEPORT winner hands over to its
 // group at once.
 func (t *table) lookupListener(src, dst netip.AddrPort, dev int32) Delivery {
-	if !t.lstP.has(dst.Port()) {
+	pl := t.lst.get(dst.Port())
+	if pl == nil {
 		return Delivery{Verdict: RST, Stage: StageNoSocket}
 	}
-	if s, g := t.best(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
+	if s, g := t.best(pl.exactFor(dst.Addr()), src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageListenerExact, Socket: s, Group: g}
 	}
-	if s, g := t.best(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
+	if s, g := t.best(pl.wild, src, dst, dev, true); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageListenerWildcard, Socket: s, Group: g}
 	}
 	return Delivery{Verdict: RST, Stage: StageNoSocket}
@@ -284,13 +288,14 @@ func (t *table) lookupUDP(src, dst netip.AddrPort, dev int32) Delivery {
 		}
 	}
 unconnected:
-	if !t.lstP.has(dst.Port()) {
+	pl := t.lst.get(dst.Port())
+	if pl == nil {
 		return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
 	}
-	if s, g := t.best(t.lst[lkeyFor(dst.Addr(), dst.Port())], src, dst, dev, false); s != nil {
+	if s, g := t.best(pl.exactFor(dst.Addr()), src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageUDPExact, Socket: s, Group: g}
 	}
-	if s, g := t.best(t.lst[lkey{port: dst.Port()}], src, dst, dev, true); s != nil {
+	if s, g := t.best(pl.wild, src, dst, dev, true); s != nil {
 		return Delivery{Verdict: Deliver, Stage: StageUDPWildcard, Socket: s, Group: g}
 	}
 	return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}

@@ -174,18 +174,86 @@ func unmapAP(ap netip.AddrPort) netip.AddrPort {
 // and ::ffff:0.0.0.0, which share one bucket in Linux's lhash2/hash2 by
 // construction of their hashes.
 type lkey struct {
-	a    [16]byte
+	a    addrKey
 	port uint16
 }
 
-func lkeyFor(a netip.Addr, port uint16) lkey {
-	if !a.IsValid() || a.Unmap().IsUnspecified() {
-		return lkey{port: port}
+func lkeyOf(s *Socket) lkey {
+	if s.local.category(false) == catV4Any || s.local.a == (addrKey{}) {
+		return lkey{port: s.local.port}
 	}
-	return lkey{a: a.As16(), port: port}
+	return lkey{a: s.local.a, port: s.local.port}
 }
 
-func lkeyOf(s *Socket) lkey { return lkeyFor(s.local.Addr(), s.local.Port()) }
+// portLst is a port's lookup buckets: the wildcard one and one per
+// specific address (a port has few), found without hashing.
+type portLst struct {
+	wild  []*Socket
+	exact []exactBucket
+}
+
+type exactBucket struct {
+	a     addrKey
+	socks []*Socket
+}
+
+// lstIndex finds a port's buckets through two levels of arrays.
+type lstIndex [256]*[256]*portLst
+
+func (x *lstIndex) get(p uint16) *portLst {
+	if l := x[p>>8]; l != nil {
+		return l[p&255]
+	}
+	return nil
+}
+
+// bucket returns the lookup bucket for k (nil when absent and !create).
+func (x *lstIndex) bucket(k lkey, create bool) *[]*Socket {
+	pl := x.get(k.port)
+	if pl == nil {
+		if !create {
+			return nil
+		}
+		l := x[k.port>>8]
+		if l == nil {
+			l = new([256]*portLst)
+			x[k.port>>8] = l
+		}
+		pl = &portLst{}
+		l[k.port&255] = pl
+	}
+	if k.a == (addrKey{}) {
+		return &pl.wild
+	}
+	for i := range pl.exact {
+		if pl.exact[i].a == k.a {
+			return &pl.exact[i].socks
+		}
+	}
+	if !create {
+		return nil
+	}
+	pl.exact = append(pl.exact, exactBucket{a: k.a})
+	return &pl.exact[len(pl.exact)-1].socks
+}
+
+// prune drops empty buckets of port p, and the port when none is left.
+func (x *lstIndex) prune(p uint16) {
+	pl := x.get(p)
+	if pl == nil {
+		return
+	}
+	keep := pl.exact[:0]
+	for _, e := range pl.exact {
+		if len(e.socks) > 0 {
+			keep = append(keep, e)
+		}
+	}
+	pl.exact = keep
+	if len(pl.wild) == 0 && len(pl.exact) == 0 {
+		x[p>>8][p&255] = nil
+	}
+}
 
 // table is one protocol's socket table on a host (TCP and UDP are separate
 // port spaces; IPv4 and IPv6 share each).
@@ -201,9 +269,7 @@ type table struct {
 	tws      map[FlowKey]*Socket   // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections
 	devFlows int                   // connections bound to a device: lookups must check it
 	uflows   map[FlowKey][]*Socket // UDP connected sockets, most recent first
-	lst      map[lkey][]*Socket    // TCP listeners / UDP unconnected bound sockets
-	lstN     map[uint16]int32      // lookup-bucket entries per port
-	lstP     bitmap                // ports with any lookup-bucket entry: a miss needs no probe
+	lst      lstIndex              // TCP listeners / UDP unconnected bound sockets, by port and address
 
 	dests       map[destKey]*destPorts // ports connect() used per destination
 	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
@@ -218,8 +284,6 @@ func newTable(h *Host, p Proto) *table {
 		flows:  map[FlowKey]*Socket{},
 		tws:    map[FlowKey]*Socket{},
 		uflows: map[FlowKey][]*Socket{},
-		lst:    map[lkey][]*Socket{},
-		lstN:   map[uint16]int32{},
 		dests:  map[destKey]*destPorts{},
 		rng:    h.net.seed ^ uint64(p)*0x9e3779b97f4a7c15 ^ hashString(h.Name),
 	}
