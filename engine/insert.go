@@ -20,7 +20,6 @@ type SocketSpec struct {
 	ReuseAddr     bool
 	ReusePort     bool
 	Dev           int
-	Inode         uint64
 	ConnectBind   bool // the port was chosen by connect(), so connect() may share it
 }
 
@@ -31,9 +30,6 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 		s.x().dev = int32(sp.Dev)
 	}
 	s.SetName(sp.Name)
-	if sp.Inode != 0 {
-		s.x().inode = sp.Inode
-	}
 	if sp.V6Only {
 		s.flags |= fV6Only
 	}

@@ -90,7 +90,6 @@ type sockExt struct {
 	owner          *Host         // the host, for sockets with a simulated peer
 	path           string        // AF_UNIX bound path ("@name" for abstract)
 	portLo, portHi uint16        // IP_LOCAL_PORT_RANGE
-	inode          uint64        // live table: the kernel's inode number
 }
 
 func (s *Socket) x() *sockExt {
@@ -109,7 +108,6 @@ func (s *Socket) Remote() netip.AddrPort { return s.remote.AP() }
 func (s *Socket) ReuseAddr() bool        { return s.flags&fReuseAddr != 0 }
 func (s *Socket) ReusePort() bool        { return s.flags&fReusePort != 0 }
 func (s *Socket) V6Only() bool           { return s.flags&fV6Only != 0 }
-func (s *Socket) Device() int            { return int(s.device()) }
 
 // device is the SO_BINDTODEVICE ifindex, 0 when unbound.
 func (s *Socket) device() int32 {
@@ -119,7 +117,6 @@ func (s *Socket) device() int32 {
 	return s.ext.dev
 }
 func (s *Socket) Closed() bool { return s.flags&fClosed != 0 }
-func (s *Socket) Bound() bool  { return s.flags&fHasPort != 0 || s.Path() != "" }
 
 // Path is an AF_UNIX socket's bound path, "" when unbound or not unix.
 func (s *Socket) Path() string {
@@ -143,14 +140,6 @@ func (s *Socket) Queue() []*Socket {
 		return nil
 	}
 	return s.ext.queue
-}
-
-// Inode is the kernel inode of a socket loaded from the live table.
-func (s *Socket) Inode() uint64 {
-	if s.ext == nil {
-		return 0
-	}
-	return s.ext.inode
 }
 
 // Expires is when a TIME_WAIT or FIN_WAIT2 socket leaves the table.

@@ -61,9 +61,6 @@ func (h *Host) Unlink(path string) Result {
 	return Result{Rule: ruleUnlinked}
 }
 
-// PathExists reports whether a unix socket file is at path.
-func (h *Host) PathExists(path string) bool { _, ok := h.unix.files[path]; return ok }
-
 // ConnectUnix connects to a path or abstract name: ENOENT when no file,
 // ECONNREFUSED when nobody listens there (unix_find_other,
 // unix_stream_connect), EPROTOTYPE-like mismatches as ECONNREFUSED.

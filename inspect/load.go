@@ -95,7 +95,7 @@ func Load(snap *live.Snapshot) (*Table, error) {
 }
 
 func specOf(ls *live.Socket) (engine.SocketSpec, bool) {
-	sp := engine.SocketSpec{Local: ls.Local, Remote: ls.Remote, UID: ls.UID, Dev: ls.BoundDev, Inode: ls.Inode, Path: ls.Path}
+	sp := engine.SocketSpec{Local: ls.Local, Remote: ls.Remote, UID: ls.UID, Dev: ls.BoundDev, Path: ls.Path}
 	if ls.Remote.Port() == 0 && (!ls.Remote.IsValid() || ls.Remote.Addr().IsUnspecified()) {
 		sp.Remote = netip.AddrPort{} // sock_diag reports "no peer" as 0.0.0.0:0 / [::]:0
 	}
