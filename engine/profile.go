@@ -20,7 +20,7 @@ type Profile struct {
 	ParityPorts      bool // bind(0) prefers odd, connect() even (Linux ≥ 4.6)
 	ListenRecheck    bool // listen() re-runs the bind-conflict check (Linux inet_csk_listen_start)
 	Options          []Option
-	Sources          []string // where the rules come from, for the README and the trace
+	Sources          []string // where the rules come from; the trace of an "os" step shows them
 	tcpRule, udpRule conflictRule
 	errName          func(Errno) string
 

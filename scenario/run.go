@@ -122,7 +122,8 @@ func (r *runner) step(st *Step) (Outcome, error) {
 			}
 			r.net = engine.NewNetwork(p, r.opt.Seed)
 		}
-		o.Result, o.Reason = "ok", "profile "+r.network().Profile.Name
+		p := r.network().Profile
+		o.Result, o.Reason = "ok", "profile "+p.Name+", rules from: "+strings.Join(p.Sources, "; ")
 	case OpHost:
 		n := r.network()
 		h := n.Host(st.Str)
