@@ -54,9 +54,6 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 	if sp.Family != Inet && sp.Family != Inet6 || (sp.Proto != TCP && sp.Proto != UDP) {
 		return nil, fmt.Errorf("insert: bad family/protocol %s/%s", sp.Family, sp.Proto)
 	}
-	if sp.Family == Inet6 && !sp.Local.Addr().IsUnspecified() && !sp.Local.Addr().Is4In6() {
-		s.flags |= fV6Only
-	}
 	s.local, s.remote = ep(sp.Local), ep(sp.Remote)
 	if sp.State == TimeWait || sp.State == FinWait2 {
 		s.flags |= fClosed // a timewait sock has no user: it is an orphan

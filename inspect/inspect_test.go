@@ -34,6 +34,10 @@ func snapshot() *live.Snapshot {
 			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("203.0.113.5:40002"), Remote: ap("198.51.100.9:443"), Inode: 8},
 			{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: ap("203.0.113.5:40004"), Remote: ap("198.51.100.9:443")},
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("10.1.2.3:53"), Inode: 9},
+			// A dual-stack AF_INET6 socket whose source ::1 came from connect():
+			// the kernel reports it not v6-only, and it holds port 5006 for IPv4
+			// wildcards too (testdata/replay/connect-source-not-v6only.scenario).
+			{Proto: "tcp", Family: "inet6", State: "ESTAB", Local: ap("[::1]:5006"), Remote: ap("[::1]:5000"), V6Only: bptr(false), Inode: 11},
 			// An unconnected socket on an ephemeral port, its peer reported as 0.0.0.0:0.
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:40010"), Remote: ap("0.0.0.0:0"), Inode: 10},
 		},
@@ -86,6 +90,10 @@ func TestCheckBindNamesTheHolder(t *testing.T) {
 	res, _ = tab.CheckBind(BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:8443")})
 	if res.Err != engine.OK {
 		t.Errorf("IPv4 beside a v6-only [::]:8443 must bind: %v", res.Err)
+	}
+	res, _ = tab.CheckBind(BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:5006")})
+	if res.Err != engine.EADDRINUSE {
+		t.Errorf("0.0.0.0:5006 beside a non-v6-only [::1]:5006 connection must be EADDRINUSE, as the kernel says: %v", res.Err)
 	}
 	res, _ = tab.CheckBind(BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:81"), UID: 1000})
 	if res.Err != engine.EACCES {

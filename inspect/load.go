@@ -109,7 +109,14 @@ func specOf(ls *live.Socket) (engine.SocketSpec, bool) {
 		sp.Family = engine.Inet
 	case "inet6":
 		sp.Family = engine.Inet6
-		sp.V6Only = ls.V6Only != nil && *ls.V6Only
+		if ls.V6Only != nil {
+			sp.V6Only = *ls.V6Only
+		} else {
+			// Unknown (read from /proc): a specific IPv6 address was most
+			// likely bound, which makes a socket v6-only (__inet6_bind).
+			a := ls.Local.Addr()
+			sp.V6Only = !a.IsUnspecified() && !a.Is4In6()
+		}
 	case "unix":
 		sp.Family = engine.Unix
 		sp.Proto = engine.UnixStream
