@@ -202,22 +202,27 @@ func (h *Host) ingress(p Packet) int32 {
 	return 0
 }
 
-// lookupListener is __inet_lookup_listener / inet6_lookup_listener: the
-// bucket of the exact address, then the wildcard bucket; in each, the
-// highest compute_score wins and a SO_REUSEPORT winner hands over to its
-// group at once.
+// lookupListener is the listener half of both protocols' lookup
+// (__inet_lookup_listener / inet6_lookup_listener; the unconnected slots of
+// __udp4_lib_lookup / __udp6_lib_lookup): the bucket of the exact address,
+// then the wildcard bucket; in each, the highest compute_score wins and a
+// SO_REUSEPORT winner hands over to its group at once.
 func (t *table) lookupListener(src, dst netip.AddrPort, dev int32) Delivery {
+	miss, exact, wild := Delivery{Verdict: RST, Stage: StageNoSocket}, StageListenerExact, StageListenerWildcard
+	if t.proto == UDP {
+		miss.Verdict, exact, wild = PortUnreachable, StageUDPExact, StageUDPWildcard
+	}
 	pl := t.lst.get(dst.Port())
 	if pl == nil {
-		return Delivery{Verdict: RST, Stage: StageNoSocket}
+		return miss
 	}
 	if s, g := t.best(pl.exactFor(dst.Addr()), src, dst, dev, false); s != nil {
-		return Delivery{Verdict: Deliver, Stage: StageListenerExact, Socket: s, Group: g}
+		return Delivery{Verdict: Deliver, Stage: exact, Socket: s, Group: g}
 	}
 	if s, g := t.best(pl.wild, src, dst, dev, true); s != nil {
-		return Delivery{Verdict: Deliver, Stage: StageListenerWildcard, Socket: s, Group: g}
+		return Delivery{Verdict: Deliver, Stage: wild, Socket: s, Group: g}
 	}
-	return Delivery{Verdict: RST, Stage: StageNoSocket}
+	return miss
 }
 
 // best walks one lookup bucket and returns the highest-scoring socket
@@ -277,26 +282,12 @@ func (t *table) pick(g []*Socket, src, dst netip.AddrPort) *Socket {
 // wildcard slot; AF_INET scores above AF_INET6, a bound device adds 4;
 // ties go to the first in the slot, the most recently bound.
 func (t *table) lookupUDP(src, dst netip.AddrPort, dev int32) Delivery {
-	if len(t.uflows) == 0 {
-		goto unconnected
-	}
-	for _, s := range t.uflows[MakeFlowKey(dst, src)] {
-		if s.device() == 0 || s.device() == dev {
-			if !(dst.Addr().Is4() && s.fam == Inet6 && s.V6Only()) {
+	if len(t.uflows) > 0 {
+		for _, s := range t.uflows[MakeFlowKey(dst, src)] {
+			if (s.device() == 0 || s.device() == dev) && !(dst.Addr().Is4() && s.fam == Inet6 && s.V6Only()) {
 				return Delivery{Verdict: Deliver, Stage: StageUDPConnected, Socket: s}
 			}
 		}
 	}
-unconnected:
-	pl := t.lst.get(dst.Port())
-	if pl == nil {
-		return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
-	}
-	if s, g := t.best(pl.exactFor(dst.Addr()), src, dst, dev, false); s != nil {
-		return Delivery{Verdict: Deliver, Stage: StageUDPExact, Socket: s, Group: g}
-	}
-	if s, g := t.best(pl.wild, src, dst, dev, true); s != nil {
-		return Delivery{Verdict: Deliver, Stage: StageUDPWildcard, Socket: s, Group: g}
-	}
-	return Delivery{Verdict: PortUnreachable, Stage: StageNoSocket}
+	return t.lookupListener(src, dst, dev)
 }
