@@ -28,8 +28,15 @@
 // The sock_diag request and the reply records are a few fixed-layout
 // structs (inet_diag_req_v2 56 bytes, inet_diag_msg 72 bytes, unix_diag
 // 24/16 bytes), so this package encodes and parses them itself and uses
-// github.com/mdlayher/netlink only as the transport (socket, multi-part
-// dump reassembly, errno carried in NLMSG_DONE/NLMSG_ERROR).
+// github.com/mdlayher/netlink as the transport: the socket, its namespace,
+// sending the request. Replies are read through the connection's raw
+// descriptor (Conn.SyscallConn) into one reused buffer, with the netlink
+// headers and the errno in NLMSG_DONE/NLMSG_ERROR checked here: the
+// library's ReceiveIter copies every datagram into a fresh slice, which at
+// 100,000 sockets cost as much as the kernel's dump (docs/benchmarks.md).
+// A connection without a raw descriptor (the library's test fakes) is read
+// through ReceiveIter. Options.Emit streams the sockets instead of
+// collecting them.
 //
 //   - github.com/vishvananda/netlink hard-codes all states (0xfff) in its
 //     SocketDiag* calls, so a listener audit would pay for every
