@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"text/tabwriter"
 
 	"github.com/socktab/socktab/inspect"
@@ -57,7 +58,7 @@ func runPorts(w io.Writer, output string, tabs []*inspect.Table, limit int) erro
 			Reserved: t.Snap.Sysctls.ReservedPorts, Usable: t.Usable(), Dests: []destJSON{}}
 		for _, u := range t.Ports() {
 			o.Dests = append(o.Dests, destJSON{Proto: u.Proto, Src: u.Src.String(),
-				Dst: fmt.Sprintf("%s", netipJoin(u.Dst.String(), u.DstPort)), InUse: u.InUse, TimeWait: u.TimeWait,
+				Dst: netip.AddrPortFrom(u.Dst, u.DstPort).String(), InUse: u.InUse, TimeWait: u.TimeWait,
 				Capacity: u.Capacity, Percent: u.Percent, Warning: u.Percent >= 80})
 		}
 		if o.Reserved == nil {
@@ -92,13 +93,4 @@ func runPorts(w io.Writer, output string, tabs []*inspect.Table, limit int) erro
 		return writeJSON(w, outs)
 	}
 	return nil
-}
-
-func netipJoin(addr string, port uint16) string {
-	for _, c := range addr {
-		if c == ':' {
-			return fmt.Sprintf("[%s]:%d", addr, port)
-		}
-	}
-	return fmt.Sprintf("%s:%d", addr, port)
 }
