@@ -30,9 +30,6 @@ func (n *Network) Now() time.Duration { return n.now }
 // Seed is the seed of the network's random choices.
 func (n *Network) Seed() uint64 { return n.seed }
 
-// Hosts lists the hosts in creation order.
-func (n *Network) Hosts() []*Host { return n.hosts }
-
 // Host returns the host called name, or nil.
 func (n *Network) Host(name string) *Host {
 	for _, h := range n.hosts {
