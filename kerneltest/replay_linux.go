@@ -51,6 +51,7 @@ type replayer struct {
 	peerAddrs map[netip.Addr]bool       // probe sources added in the peer namespace
 	clock     time.Duration             // the scenario's clock, moved by advance
 	born      map[string]time.Duration  // TIME-WAIT / FIN-WAIT-2 sockets, by clock
+	seen      map[string]time.Time      // and when each was first seen, in real time
 	dates     bool                      // the scenario advances: date waiting sockets
 	host      string
 	dead      string // once set, every later step is not comparable
@@ -65,7 +66,7 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 	}
 	r := &replayer{ns: ns, socks: map[string]*ksock{}, ifaces: map[string]bool{},
 		addrs: map[string][]netip.Prefix{}, peerAddrs: map[netip.Addr]bool{},
-		born: map[string]time.Duration{}}
+		born: map[string]time.Duration{}, seen: map[string]time.Time{}}
 	for _, st := range sc.Steps {
 		r.dates = r.dates || st.Op == scenario.OpAdvance
 	}

@@ -3,7 +3,10 @@
 package kerneltest
 
 import (
+	"net/netip"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,42 +15,95 @@ import (
 // an orphaned FIN_WAIT2 one (tcp_fin_timeout).
 const timeWaitLen = 60 * time.Second
 
+// settleWait bounds the wait for a close's FIN exchange to finish. It is a
+// deadline, not a delay: the wait ends as soon as sock_diag shows every
+// local connection in a resting state, which takes microseconds on an idle
+// machine; only a loaded one comes near it.
+const settleWait = 10 * time.Second
+
 // The kernel's clock cannot be advanced, so "advance" runs a clock of its
 // own: every TIME-WAIT and FIN-WAIT-2 socket is dated when a close step
 // makes it appear (or change state), and one whose 60 s have passed on
 // that clock is destroyed (sock_diag SOCK_DESTROY, through ss -K), as the
 // timer would have removed it.
 
+// tcpSock is one line of ss -tan: state, local and peer endpoints.
+type tcpSock struct {
+	state       string
+	local, peer netip.AddrPort
+	key         string // "STATE LOCAL PEER" as ss wrote them
+}
+
+// sockets reads the namespace's TCP sockets through sock_diag (ss runs on
+// this thread, so in this namespace).
+func sockets() []tcpSock {
+	b, err := exec.Command("ss", "-tanH").Output()
+	if err != nil {
+		return nil
+	}
+	var out []tcpSock
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		la, _ := netip.ParseAddrPort(f[3]) // "*" (a listener's peer) stays invalid
+		pa, _ := netip.ParseAddrPort(f[4])
+		out = append(out, tcpSock{state: f[0], local: la, peer: pa, key: f[0] + " " + f[3] + " " + f[4]})
+	}
+	return out
+}
+
+// settle waits until no connection between two ends on this host is half
+// way through a close (FIN-WAIT-1, CLOSING, LAST-ACK): the peer is here and
+// answers, so each such state is transient, and reading the table before it
+// passes (as a loaded machine may) would date a TIME-WAIT that is not there
+// yet. A peer off the host may never answer; its states are left alone.
+func (r *replayer) settle() {
+	deadline := time.Now().Add(settleWait)
+	for {
+		busy := false
+		for _, s := range sockets() {
+			switch s.state {
+			case "FIN-WAIT-1", "CLOSING", "LAST-ACK", "SYN-RECV":
+				busy = busy || r.isLocal(s.peer.Addr().Unmap().WithZone(""))
+			}
+		}
+		if !busy || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // waiting lists the TIME-WAIT and FIN-WAIT-2 sockets of the namespace as
 // "STATE LOCAL PEER".
 func (r *replayer) waiting() map[string]bool {
 	out := map[string]bool{}
-	// ss runs on this thread, so in this namespace.
-	b, err := exec.Command("ss", "-tanH").Output()
-	if err != nil {
-		return out
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 5 && (f[0] == "TIME-WAIT" || f[0] == "FIN-WAIT-2") {
-			out[f[0]+" "+f[3]+" "+f[4]] = true
+	for _, s := range sockets() {
+		if s.state == "TIME-WAIT" || s.state == "FIN-WAIT-2" {
+			out[s.key] = true
 		}
 	}
 	return out
 }
 
-// dateWaiting records when each waiting socket appeared on the clock.
+// dateWaiting lets the close settle, then records when each waiting socket
+// appeared on the scenario's clock, and on the real one.
 func (r *replayer) dateWaiting() {
 	r.asRoot(func() error {
+		r.settle()
 		now := r.waiting()
 		for k := range r.born {
 			if !now[k] {
 				delete(r.born, k)
+				delete(r.seen, k)
 			}
 		}
 		for k := range now {
 			if _, ok := r.born[k]; !ok {
 				r.born[k] = r.clock
+				r.seen[k] = time.Now()
 			}
 		}
 		return nil
@@ -55,10 +111,21 @@ func (r *replayer) dateWaiting() {
 }
 
 // advance moves the clock and destroys the waiting sockets whose time is
-// up. It also sleeps a little, for timers that read real time
-// (tcp_tw_reuse_delay, 1 s by default).
+// up. tcp_tw_reuse_delay is a timer of real time (the TIME-WAIT's
+// timestamp against jiffies): when the scenario's clock passes it, advance
+// also waits until every TIME-WAIT socket has been seen that long ago in
+// real time, which bounds its kernel age from below whatever the load.
 func (r *replayer) advance(d time.Duration) {
-	time.Sleep(min(d, 1200*time.Millisecond))
+	reuse := r.twReuseDelay()
+	var oldest time.Time
+	for k, t := range r.seen {
+		if strings.HasPrefix(k, "TIME-WAIT") && r.clock+d-r.born[k] >= reuse && t.After(oldest) {
+			oldest = t
+		}
+	}
+	if !oldest.IsZero() {
+		time.Sleep(time.Until(oldest.Add(reuse + 10*time.Millisecond)))
+	}
 	r.clock += d
 	r.asRoot(func() error {
 		for k, born := range r.born {
@@ -68,7 +135,22 @@ func (r *replayer) advance(d time.Duration) {
 			f := strings.Fields(k)
 			exec.Command("ss", "-K", "-tnH", "state", strings.ToLower(f[0]), "src", f[1], "dst", f[2]).Run()
 			delete(r.born, k)
+			delete(r.seen, k)
 		}
 		return nil
 	})
+}
+
+// twReuseDelay reads net.ipv4.tcp_tw_reuse_delay (milliseconds; 1 s before
+// Linux 6.14, when the file did not exist).
+func (r *replayer) twReuseDelay() time.Duration {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_tw_reuse_delay")
+	if err != nil {
+		return time.Second
+	}
+	ms, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Second
+	}
+	return time.Duration(ms) * time.Millisecond
 }
