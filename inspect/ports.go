@@ -2,7 +2,6 @@ package inspect
 
 import (
 	"net/netip"
-	"sort"
 
 	"github.com/socktab/socktab/engine"
 )
@@ -33,43 +32,14 @@ func (t *Table) Usable() int {
 // Ports groups connections whose local port lies in the ephemeral range
 // by (protocol, source, destination, destination port): each group can use
 // at most Usable() ports, because a connection needs a unique 4-tuple.
+// Fullest first.
 func (t *Table) Ports() []PortUse {
-	type key struct {
-		proto    string
-		src, dst netip.Addr
-		dport    uint16
-	}
-	lo, hi := t.Host.Sysctl.PortLow, t.Host.Sysctl.PortHigh
-	m := map[key]*PortUse{}
+	var c PoolCounter
 	for _, s := range t.Host.Sockets() {
-		if !s.Remote().IsValid() || s.Family() == engine.Unix {
+		if s.Family() == engine.Unix {
 			continue
 		}
-		p := int(s.Local().Port())
-		if p < lo || p > hi {
-			continue
-		}
-		k := key{s.Proto().String(), s.Local().Addr().Unmap(), s.Remote().Addr().Unmap(), s.Remote().Port()}
-		u := m[k]
-		if u == nil {
-			u = &PortUse{Proto: k.proto, Src: k.src, Dst: k.dst, DstPort: k.dport}
-			m[k] = u
-		}
-		if s.State() == engine.TimeWait {
-			u.TimeWait++
-		} else {
-			u.InUse++
-		}
+		c.Add(s.Proto().String(), s.Local(), s.Remote(), s.State() == engine.TimeWait)
 	}
-	capacity := t.Usable()
-	out := make([]PortUse, 0, len(m))
-	for _, u := range m {
-		u.Capacity = capacity
-		if capacity > 0 {
-			u.Percent = 100 * float64(u.InUse+u.TimeWait) / float64(capacity)
-		}
-		out = append(out, *u)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Percent > out[j].Percent })
-	return out
+	return c.Pools(t.Host.Sysctl.PortLow, t.Host.Sysctl.PortHigh, t.Usable())
 }

@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runOverview(cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 	}
-	root.AddCommand(newSimCmd(), newLsCmd(), newWhoCmd(), newBindCmd(), newAuditCmd(), newPortsCmd())
+	root.AddCommand(newSimCmd(), newLsCmd(), newWhoCmd(), newBindCmd(), newAuditCmd(), newPortsCmd(), newServeCmd())
 	// --cpuprofile FILE: for measuring socktab itself (scripts/bench-live).
 	var prof string
 	root.PersistentFlags().StringVar(&prof, "cpuprofile", "", "write a CPU profile to FILE")

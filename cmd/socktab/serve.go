@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/socktab/socktab/serve"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	c := serve.Config{Metrics: serve.DefaultMetricsOptions}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve a Prometheus exporter (/metrics) and a local dashboard",
+		Long: `Serve /metrics (Prometheus text and OpenMetrics) and, unless --metrics-only, a
+dashboard with its JSON API, on ` + serve.DefaultListen + ` by default. Every scrape and page
+reads the machine afresh. Any --listen address other than loopback needs TLS or basic
+auth configured in --web.config.file (the Prometheus exporter-toolkit format), or an
+explicit --insecure-listen. No endpoint changes anything on the host.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c.Metrics.TopPools < 0 || c.Metrics.MaxListeners < 0 {
+				return fmt.Errorf("--top-pools and --max-listeners must be 0 or more")
+			}
+			// main turns the collector off for short runs; a server lives long.
+			debug.SetGCPercent(100)
+			c.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if err := c.CheckListen(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return serve.Serve(ctx, c, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Listen, "listen", serve.DefaultListen, "HOST:PORT to serve on")
+	f.StringVar(&c.WebConfig, "web.config.file", "", "exporter-toolkit web config (TLS, basic auth)")
+	f.BoolVar(&c.InsecureListen, "insecure-listen", false, "allow a non-loopback --listen without TLS or basic auth")
+	f.BoolVar(&c.MetricsOnly, "metrics-only", false, "serve /metrics only (a plain exporter, no dashboard)")
+	f.StringVar(&c.Target.Netns, "netns", "", "read the network namespace NAME (under /run/netns)")
+	f.IntVar(&c.Target.NetnsPID, "netns-pid", 0, "read the network namespace of process PID")
+	f.BoolVar(&c.Target.AllNetns, "all-netns", false, "read every network namespace in use, each labelled")
+	f.IntVar(&c.Metrics.TopPools, "top-pools", c.Metrics.TopPools, "ephemeral-port pools with their own series, fullest first, per namespace")
+	f.IntVar(&c.Metrics.MaxListeners, "max-listeners", c.Metrics.MaxListeners, "listeners with their own series, most severe first, per namespace")
+	return cmd
+}

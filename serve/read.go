@@ -1,0 +1,183 @@
+// Package serve is `socktab serve`: a Prometheus exporter and a local
+// dashboard over the live table. Every scrape and every API call reads the
+// machine afresh (no background polling) and answers through package
+// inspect, so the answers are the CLI's.
+package serve
+
+import (
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/socktab/socktab/inspect"
+	"github.com/socktab/socktab/live"
+)
+
+// Target says which namespaces to read, as the CLI's --netns flags do.
+type Target struct {
+	Netns    string
+	NetnsPID int
+	AllNetns bool
+}
+
+func (t Target) isOwn() bool { return t.Netns == "" && t.NetnsPID == 0 && !t.AllNetns }
+
+// Reading is one read of the machine, reduced to what the metrics need.
+type Reading struct {
+	Namespaces []*NSReading
+	Duration   time.Duration
+}
+
+// SocketKey is one (protocol, family, state) combination.
+type SocketKey struct{ Proto, Family, State string }
+
+// OptionKey counts sockets by how an option's value is known.
+type OptionKey struct {
+	Option string // v6only, reuseport, reuseaddr
+	Source string // read, inferred, unknown
+}
+
+// NSReading is one namespace.
+type NSReading struct {
+	Netns   string
+	Source  string
+	Missing []string
+	Sockets map[SocketKey]int
+	Options map[OptionKey]int
+	// Table holds the namespace's listeners and unconnected UDP sockets in
+	// the engine, with its interfaces and sysctls: what Audit needs.
+	Table *inspect.Table
+	Audit []inspect.Exposure
+	Pools []inspect.PortUse // fullest first
+	// Usable is the number of ports the ephemeral range allows per pool.
+	Usable int
+}
+
+// record is what a streamed socket leaves behind: enough to count it.
+type record struct {
+	key        SocketKey
+	local, rem netip.AddrPort
+	netns      string
+	listener   int // index into listeners, or -1
+}
+
+// readFunc reads the chosen namespaces, streaming the sockets to emit. It is
+// a variable so that tests can feed recorded snapshots.
+var readFunc = func(t Target, opts live.Options) ([]*live.Snapshot, error) {
+	if t.isOwn() {
+		s, err := live.Read(opts)
+		if err != nil {
+			return nil, err
+		}
+		return []*live.Snapshot{s}, nil
+	}
+	return live.ReadNetns(live.NetnsTarget{Name: t.Netns, PID: t.NetnsPID, All: t.AllNetns}, opts)
+}
+
+// Read reads every socket of the target once, streaming: a socket is
+// reduced to its counts as it arrives and only listeners are kept, so a
+// host with 100,000 connections costs one dump and no table of them.
+// Listeners are loaded into the engine for the exposure audit.
+func Read(t Target) (*Reading, error) {
+	start := time.Now()
+	var recs []record
+	var listeners []live.Socket
+	opts := live.Options{
+		Emit: func(s *live.Socket) {
+			r := record{key: SocketKey{s.Proto, s.Family, s.State}, local: s.Local, rem: s.Remote, netns: s.Netns, listener: -1}
+			if s.Family != "unix" && (s.State == "LISTEN" || s.State == "UNCONN") {
+				r.listener = len(listeners)
+				c := *s
+				listeners = append(listeners, c)
+			}
+			recs = append(recs, r)
+		},
+		Rewind: func(n int) {
+			recs = recs[:len(recs)-n]
+			keep := 0
+			for i := len(recs) - 1; i >= 0; i-- {
+				if recs[i].listener >= 0 {
+					keep = recs[i].listener + 1
+					break
+				}
+			}
+			listeners = listeners[:keep]
+		},
+	}
+	snaps, err := readFunc(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The streamed records follow the snapshots' order; split them by label.
+	byNS := map[string]*NSReading{}
+	var out Reading
+	for _, s := range snaps {
+		ns := &NSReading{Netns: s.Netns, Source: s.Source, Missing: s.Missing,
+			Sockets: map[SocketKey]int{}, Options: map[OptionKey]int{}}
+		byNS[s.Netns] = ns
+		out.Namespaces = append(out.Namespaces, ns)
+	}
+	pools := map[string]*inspect.PoolCounter{}
+	listen := map[string][]live.Socket{}
+	for i := range recs {
+		r := &recs[i]
+		ns := byNS[r.netns]
+		if ns == nil {
+			continue
+		}
+		ns.Sockets[r.key]++
+		if r.key.Family == "unix" {
+			continue
+		}
+		if r.listener >= 0 {
+			l := listeners[r.listener]
+			listen[r.netns] = append(listen[r.netns], l)
+			countOptions(ns.Options, &l)
+			continue
+		}
+		pc := pools[r.netns]
+		if pc == nil {
+			pc = &inspect.PoolCounter{}
+			pools[r.netns] = pc
+		}
+		pc.Add(r.key.Proto, r.local, r.rem, r.key.State == "TIME-WAIT")
+	}
+	for _, s := range snaps {
+		ns := byNS[s.Netns]
+		snap := *s
+		snap.Sockets = listen[s.Netns]
+		tab, err := inspect.Load(&snap)
+		if err != nil {
+			return nil, err
+		}
+		ns.Table = tab
+		ns.Audit = tab.Audit()
+		ns.Usable = tab.Usable()
+		if pc := pools[s.Netns]; pc != nil {
+			ns.Pools = pc.Pools(tab.Host.Sysctl.PortLow, tab.Host.Sysctl.PortHigh, ns.Usable)
+		}
+	}
+	sort.SliceStable(out.Namespaces, func(i, j int) bool { return out.Namespaces[i].Netns < out.Namespaces[j].Netns })
+	out.Duration = time.Since(start)
+	return &out, nil
+}
+
+// countOptions records how the options that decide binds are known for a
+// listener: IPV6_V6ONLY is read from the kernel (sock_diag) or unknown (the
+// /proc fallback); SO_REUSEADDR and SO_REUSEPORT are inferred by
+// inspect.Load from sockets sharing an address, because sock_diag does not
+// report them.
+func countOptions(m map[OptionKey]int, s *live.Socket) {
+	if s.Family == "inet6" {
+		src := "read"
+		if s.V6Only == nil {
+			src = "unknown"
+		}
+		m[OptionKey{"v6only", src}]++
+	}
+	m[OptionKey{"reuseaddr", "inferred"}]++
+	m[OptionKey{"reuseport", "inferred"}]++
+}
+
+// Labels of a pool.
+func poolDst(u inspect.PortUse) string { return netip.AddrPortFrom(u.Dst, u.DstPort).String() }
