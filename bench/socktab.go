@@ -96,13 +96,13 @@ func (m *socktabImpl) wildcardBind(n int) prepared {
 	h := m.host()
 	for i := range n {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-		h.SetSockOpt(s, engine.SO_REUSEADDR, 1, "")
+		h.SetReuseAddr(s, true)
 		must(h.Bind(s, netip.AddrPortFrom(netip.AddrFrom4(loopN(i)), bindPort)), engine.OK, "specific bind")
 	}
 	wild := netip.AddrPortFrom(netip.IPv4Unspecified(), bindPort)
 	return prepared{batch: loop(func() {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-		h.SetSockOpt(s, engine.SO_REUSEADDR, 1, "")
+		h.SetReuseAddr(s, true)
 		must(h.Bind(s, wild), engine.OK, "wildcard bind")
 		h.Close(s)
 	})}
@@ -220,7 +220,7 @@ func (m *socktabImpl) reuseport(n, flows int) prepared {
 	idx := map[*engine.Socket]int{}
 	for i := range n {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-		h.SetSockOpt(s, engine.SO_REUSEPORT, 1, "")
+		h.SetReusePort(s, true)
 		must(h.Bind(s, ap), engine.OK, "reuseport bind")
 		must(h.Listen(s), engine.OK, "listen")
 		idx[s] = i

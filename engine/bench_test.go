@@ -269,7 +269,7 @@ func wildcardBindOp(b *testing.B, n, reuse int, want engine.Errno) func() {
 	h := newServer()
 	for i := range n {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-		h.SetSockOpt(s, engine.SO_REUSEADDR, reuse, "")
+		h.SetReuseAddr(s, reuse != 0)
 		a := netip.AddrFrom4([4]byte{127, byte((i + 2) >> 16), byte((i + 2) >> 8), byte(i + 2)})
 		if r := h.Bind(s, netip.AddrPortFrom(a, port)); r.Err != engine.OK {
 			b.Fatalf("bind %s: %v", a, r.Err)
@@ -278,7 +278,7 @@ func wildcardBindOp(b *testing.B, n, reuse int, want engine.Errno) func() {
 	wild := netip.AddrPortFrom(netip.IPv4Unspecified(), port)
 	return func() {
 		s, _ := h.NewSocket(engine.Inet, engine.TCP, 1000)
-		h.SetSockOpt(s, engine.SO_REUSEADDR, reuse, "")
+		h.SetReuseAddr(s, reuse != 0)
 		if r := h.Bind(s, wild); r.Err != want {
 			b.Fatalf("wildcard bind: %v, want %v", r.Err, want)
 		}

@@ -7,8 +7,8 @@ import "net/netip"
 func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result { return h.bind(s, ap, s.uid) }
 
 func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+	if r, ok := h.check(s); !ok {
+		return r
 	}
 	if s.fam == Unix {
 		return fail(EINVAL, ruleBadAddr)
@@ -146,8 +146,8 @@ func conflictRuleFor(other *Socket) Rule {
 // Listen is listen(2). On Linux it re-runs the bind check as a listener
 // (inet_csk_listen_start), and an unbound socket gets a port first.
 func (h *Host) Listen(s *Socket) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+	if r, ok := h.check(s); !ok {
+		return r
 	}
 	switch s.proto {
 	case UDP, UnixDgram:

@@ -4,8 +4,8 @@ package engine
 // 4-tuple: FIN_WAIT2 until the peer closes, then TIME_WAIT for 60 s
 // (tcp_close, tcp_time_wait). The side that closes second leaves at once.
 func (h *Host) Close(s *Socket) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+	if r, ok := h.check(s); !ok {
+		return r
 	}
 	s.flags |= fClosed
 	switch s.proto {

@@ -14,8 +14,8 @@ const timeWaitLen = 60 * time.Second
 // the address is looked at (inet_dgram_connect autobinds first), then the
 // address family, then the route.
 func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+	if r, ok := h.check(s); !ok {
+		return r
 	}
 	switch s.proto {
 	case UnixStream, UnixDgram:
@@ -410,8 +410,8 @@ func (t *table) unhashConnected(s *Socket) {
 
 // Accept is accept(2) on a non-blocking listener.
 func (h *Host) Accept(l *Socket) (*Socket, Result) {
-	if l.Closed() {
-		return nil, fail(EBADF, ruleClosed)
+	if r, ok := h.check(l); !ok {
+		return nil, r
 	}
 	if l.proto == UDP || l.proto == UnixDgram {
 		return nil, fail(EOPNOTSUPP, ruleListenUDP)

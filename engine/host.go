@@ -99,7 +99,8 @@ type Host struct {
 	tcp   *table
 	udp   *table
 	unix  *unixTable
-	socks []*Socket
+	socks []*Socket // creation order; nil where a socket left
+	dead  int       // nil entries in socks
 }
 
 // Network returns the network the host belongs to.

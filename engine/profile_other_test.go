@@ -34,7 +34,7 @@ func sock(t *testing.T, h *Host, fam Family, p Proto, uid uint32, opts ...Option
 		t.Fatalf("socket: %v", r.Err)
 	}
 	for _, o := range opts {
-		if r := h.SetSockOpt(s, o, 1, ""); r.Err != OK {
+		if r := setFlagOption(h, s, o, true); r.Err != OK {
 			t.Fatalf("setsockopt %v: %v", o, r.Err)
 		}
 	}
@@ -140,7 +140,7 @@ func TestWindowsDifferentSpecificAddresses(t *testing.T) {
 func TestWindowsOptionsAndNames(t *testing.T) {
 	h := otherHost(t, Windows)
 	s := sock(t, h, Inet, TCP, 1000)
-	if r := h.SetSockOpt(s, SO_REUSEPORT, 1, ""); r.Err != ENOPROTOOPT {
+	if r := h.SetReusePort(s, true); r.Err != ENOPROTOOPT {
 		t.Fatalf("SO_REUSEPORT on Windows: %v, want ENOPROTOOPT", r.Err)
 	}
 	if got := Windows.ErrnoName(EADDRINUSE); got != "WSAEADDRINUSE" {
@@ -201,7 +201,7 @@ func TestBSDSharing(t *testing.T) {
 					h := otherHost(t, p)
 					f := sock(t, h, famOf(c.first), proto, 1000, c.fopts...)
 					if f.fam == Inet6 {
-						h.SetSockOpt(f, IPV6_V6ONLY, 0, "")
+						h.SetV6Only(f, false)
 					}
 					mustBind(t, h, f, c.first, 8080)
 					if proto == TCP {
@@ -209,7 +209,7 @@ func TestBSDSharing(t *testing.T) {
 					}
 					s := sock(t, h, famOf(c.second), proto, 1000, c.sopts...)
 					if s.fam == Inet6 {
-						h.SetSockOpt(s, IPV6_V6ONLY, 0, "")
+						h.SetV6Only(s, false)
 					}
 					if r := h.Bind(s, netip.AddrPortFrom(c.second, 8080)); r.Err != c.want {
 						t.Fatalf("got %v (%s), want %v", r.Err, r.Rule, c.want)

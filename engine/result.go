@@ -23,6 +23,8 @@ const (
 	ruleCreated           Rule = "socket created"
 	ruleBadFamily         Rule = "unsupported family/type combination"
 	ruleClosed            Rule = "socket already closed"
+	ruleNoSocket          Rule = "no socket"
+	ruleOtherHost         Rule = "the socket belongs to another host"
 	ruleUnixOption        Rule = "option not supported on AF_UNIX"
 	ruleProfileOption     Rule = "option not known on this OS"
 	ruleOptAfterBind      Rule = "option must be set before bind"

@@ -189,24 +189,67 @@ func (s *Socket) kind() kind {
 	return kBound
 }
 
-// Sockets lists the host's sockets, in creation order, that are still in a
-// table (not closed and gone).
-func (h *Host) Sockets() []*Socket { return h.socks }
+// Sockets returns the host's sockets that are still in a table (not closed
+// and gone), in creation order. The slice is a copy the caller may keep.
+func (h *Host) Sockets() []*Socket {
+	out := make([]*Socket, 0, len(h.socks)-h.dead)
+	for _, s := range h.socks {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// NumSockets is len(h.Sockets()) without the copy.
+func (h *Host) NumSockets() int { return len(h.socks) - h.dead }
 
 func (h *Host) register(s *Socket) {
 	s.idx = int32(len(h.socks))
 	h.socks = append(h.socks, s)
 }
 
+// unregister leaves a hole, so the list keeps creation order; the holes are
+// squeezed out once they are half the list (amortized O(1) per socket).
 func (h *Host) unregister(s *Socket) {
-	if s.idx < 0 || int(s.idx) >= len(h.socks) || h.socks[s.idx] != s {
+	if !h.owns(s) {
 		return
 	}
-	last := h.socks[len(h.socks)-1]
-	h.socks[s.idx] = last
-	last.idx = s.idx
-	h.socks = h.socks[:len(h.socks)-1]
+	h.socks[s.idx] = nil
 	s.idx = -1
+	h.dead++
+	if h.dead > 64 && h.dead*2 > len(h.socks) {
+		live := h.socks[:0]
+		for _, x := range h.socks {
+			if x != nil {
+				x.idx = int32(len(live))
+				live = append(live, x)
+			}
+		}
+		clear(h.socks[len(live):])
+		h.socks, h.dead = live, 0
+	}
+}
+
+// owns reports whether s is a socket of this host that is still in its
+// tables: a socket of another host, or one that is gone, is refused by every
+// operation (EBADF, as a descriptor of another process would be).
+func (h *Host) owns(s *Socket) bool {
+	return s != nil && s.idx >= 0 && int(s.idx) < len(h.socks) && h.socks[s.idx] == s
+}
+
+// check is the common entry test of an operation on s.
+func (h *Host) check(s *Socket) (Result, bool) {
+	if s == nil {
+		return fail(EBADF, ruleNoSocket), false
+	}
+	if s.Closed() {
+		return fail(EBADF, ruleClosed), false
+	}
+	if !h.owns(s) {
+		return fail(EBADF, ruleOtherHost), false
+	}
+	return Result{}, true
 }
 
 // NewSocket is socket(2): family inet|inet6 with TCP or UDP, or unix with
@@ -231,73 +274,143 @@ func (h *Host) NewSocket(fam Family, p Proto, uid uint32) (*Socket, Result) {
 	return s, Result{Rule: ruleCreated}
 }
 
-// SetSockOpt sets an option. val is 0/1 for flags, an interface name for
-// SO_BINDTODEVICE ("" unbinds) and "lo hi" ports for IP_LOCAL_PORT_RANGE.
-func (h *Host) SetSockOpt(s *Socket, o Option, val int, str string) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+// optCheck holds the checks every option shares: the socket is this
+// host's and open, AF_UNIX takes only SOL_SOCKET options
+// (SO_REUSEPORT is inet-only, sock.c), and the profile knows the option.
+func (h *Host) optCheck(s *Socket, o Option) (Result, bool) {
+	if r, ok := h.check(s); !ok {
+		return r, false
 	}
-	on := val != 0
 	if s.fam == Unix && o != SO_REUSEADDR && o != SO_BINDTODEVICE {
-		return fail(EOPNOTSUPP, ruleUnixOption) // SOL_SOCKET options only; SO_REUSEPORT is inet-only (sock.c)
+		return fail(EOPNOTSUPP, ruleUnixOption), false
 	}
 	if !h.prof.Supports(o) {
-		return fail(ENOPROTOOPT, ruleProfileOption)
+		return fail(ENOPROTOOPT, ruleProfileOption), false
 	}
-	set := func(f sflags) {
-		if on {
-			s.flags |= f
-		} else {
-			s.flags &^= f
-		}
+	return Result{}, true
+}
+
+func setFlag(s *Socket, f sflags, on bool) {
+	if on {
+		s.flags |= f
+	} else {
+		s.flags &^= f
 	}
-	switch o {
-	case SO_REUSEADDR:
-		h.rekey(s, func() { set(fReuseAddr) })
-	case SO_REUSEPORT:
-		h.rekey(s, func() { set(fReusePort) })
-	case SO_EXCLUSIVEADDRUSE:
-		if s.flags&fHasPort != 0 {
-			return fail(EINVAL, ruleOptAfterBind)
+}
+
+// SetReuseAddr is SO_REUSEADDR.
+func (h *Host) SetReuseAddr(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, SO_REUSEADDR); !ok {
+		return r
+	}
+	h.rekey(s, func() { setFlag(s, fReuseAddr, on) })
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetReusePort is SO_REUSEPORT.
+func (h *Host) SetReusePort(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, SO_REUSEPORT); !ok {
+		return r
+	}
+	h.rekey(s, func() { setFlag(s, fReusePort, on) })
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetExclusiveAddrUse is Windows' SO_EXCLUSIVEADDRUSE; only before bind.
+func (h *Host) SetExclusiveAddrUse(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, SO_EXCLUSIVEADDRUSE); !ok {
+		return r
+	}
+	if s.flags&fHasPort != 0 {
+		return fail(EINVAL, ruleOptAfterBind)
+	}
+	setFlag(s, fExclusive, on)
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetV6Only is IPV6_V6ONLY: AF_INET6 only (ENOPROTOOPT otherwise), and
+// EINVAL once the socket has a port (ipv6_setsockopt checks inet_num).
+func (h *Host) SetV6Only(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, IPV6_V6ONLY); !ok {
+		return r
+	}
+	if s.fam != Inet6 {
+		return fail(ENOPROTOOPT, ruleV6OnlyOnV4)
+	}
+	if s.flags&fHasPort != 0 {
+		return fail(EINVAL, ruleV6OnlyAfterBind)
+	}
+	setFlag(s, fV6Only|fV6OnlyOpt, on)
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetFreeBind is IP_FREEBIND: bind to an address the host does not have.
+func (h *Host) SetFreeBind(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, IP_FREEBIND); !ok {
+		return r
+	}
+	setFlag(s, fFreeBind, on)
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT: bind(addr, 0) records
+// the address and leaves the port to connect().
+func (h *Host) SetBindAddressNoPort(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, IP_BIND_ADDRESS_NO_PORT); !ok {
+		return r
+	}
+	setFlag(s, fNoPort, on)
+	return Result{Rule: ruleOptionSet}
+}
+
+// BindToDevice is SO_BINDTODEVICE with an interface name of this host;
+// "" unbinds. An unknown name is ENODEV.
+func (h *Host) BindToDevice(s *Socket, name string) Result {
+	if r, ok := h.optCheck(s, SO_BINDTODEVICE); !ok {
+		return r
+	}
+	idx := int32(0)
+	if name != "" {
+		i := h.Iface(name)
+		if i == nil {
+			return fail(ENODEV, ruleNoDevice)
 		}
-		set(fExclusive)
-	case IPV6_V6ONLY:
-		if s.fam != Inet6 {
-			return fail(ENOPROTOOPT, ruleV6OnlyOnV4)
+		idx = int32(i.Index)
+	}
+	h.rekey(s, func() {
+		if idx != 0 || s.ext != nil {
+			s.x().dev = idx
 		}
-		// ipv6_setsockopt: EINVAL once the socket has a port (inet_num).
-		if s.flags&fHasPort != 0 {
-			return fail(EINVAL, ruleV6OnlyAfterBind)
-		}
-		set(fV6Only | fV6OnlyOpt)
-	case IP_FREEBIND:
-		set(fFreeBind)
-	case IP_BIND_ADDRESS_NO_PORT:
-		set(fNoPort)
-	case SO_BINDTODEVICE:
-		idx := int32(0)
-		if str != "" {
-			i := h.Iface(str)
-			if i == nil {
-				return fail(ENODEV, ruleNoDevice)
-			}
-			idx = int32(i.Index)
-		}
-		h.rekey(s, func() {
-			if idx != 0 || s.ext != nil {
-				s.x().dev = idx
-			}
-		})
-	case IP_LOCAL_PORT_RANGE:
-		lo, hi := uint16(val), uint16(val>>16)
-		// ip_sockglue.c do_ip_setsockopt: both halves set and lo > hi is EINVAL.
-		if lo != 0 && hi != 0 && lo > hi {
-			return fail(EINVAL, rulePortRangeOrder)
-		}
+	})
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetLocalPortRange is IP_LOCAL_PORT_RANGE: the socket's own bounds inside
+// the host's ephemeral range; 0 leaves a bound open, and lo > hi with both
+// set is EINVAL (ip_sockglue.c do_ip_setsockopt).
+func (h *Host) SetLocalPortRange(s *Socket, lo, hi uint16) Result {
+	if r, ok := h.optCheck(s, IP_LOCAL_PORT_RANGE); !ok {
+		return r
+	}
+	if lo != 0 && hi != 0 && lo > hi {
+		return fail(EINVAL, rulePortRangeOrder)
+	}
+	if lo != 0 || hi != 0 || s.ext != nil {
 		s.x().portLo, s.x().portHi = lo, hi
 	}
 	return Result{Rule: ruleOptionSet}
 }
+
+// LocalPortRange is the socket's IP_LOCAL_PORT_RANGE (0, 0 when unset).
+func (s *Socket) LocalPortRange() (lo, hi uint16) {
+	if s.ext == nil {
+		return 0, 0
+	}
+	return s.ext.portLo, s.ext.portHi
+}
+
+// Device is the SO_BINDTODEVICE interface index, 0 when unbound.
+func (s *Socket) Device() int { return int(s.device()) }
 
 // rekey changes a bound socket's bind-table attributes: it leaves its class
 // and rejoins with the new ones, as Linux reads them at the next check.

@@ -414,7 +414,7 @@ func (t *table) rep(c *class, port uint16, b *portBucket, self *Socket) *Socket 
 		return c.rep
 	}
 	for _, s := range t.h.socks {
-		if s != self && s.proto == t.proto && s.flags&fHasPort != 0 && s.local.Port() == port && attrsOf(s) == c.a {
+		if s != nil && s != self && s.proto == t.proto && s.flags&fHasPort != 0 && s.local.Port() == port && attrsOf(s) == c.a {
 			c.rep = s
 			return s
 		}

@@ -1,7 +1,3 @@
-// Package engine is socktab's socket table: bind, listen, connect, accept,
-// close and packet lookup with an operating system's exact rules. The
-// simulator and the live inspector both drive this one engine; they differ
-// only in how the table is filled.
 package engine
 
 import "fmt"

@@ -22,8 +22,8 @@ func isAbstract(path string) bool { return len(path) > 0 && path[0] == '@' }
 // BindUnix binds an AF_UNIX socket to a path or an abstract "@name"
 // (unix_bind: EADDRINUSE when the file exists, EINVAL when already bound).
 func (h *Host) BindUnix(s *Socket, path string) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+	if r, ok := h.check(s); !ok {
+		return r
 	}
 	if s.fam != Unix {
 		return fail(EAFNOSUPPORT, ruleWrongFamily) // a sockaddr_un given to an inet socket
@@ -65,8 +65,8 @@ func (h *Host) Unlink(path string) Result {
 // ECONNREFUSED when nobody listens there (unix_find_other,
 // unix_stream_connect), EPROTOTYPE-like mismatches as ECONNREFUSED.
 func (h *Host) ConnectUnix(s *Socket, path string) Result {
-	if s.Closed() {
-		return fail(EBADF, ruleClosed)
+	if r, ok := h.check(s); !ok {
+		return r
 	}
 	if s.fam != Unix {
 		return fail(EAFNOSUPPORT, ruleWrongFamily) // a sockaddr_un given to an inet socket

@@ -46,19 +46,14 @@ func (t *Table) CheckBind(r BindRequest) (engine.Result, error) {
 		return res, fmt.Errorf("socket: %s", res.Err)
 	}
 	defer t.Host.Close(s)
-	set := func(o engine.Option, on bool) {
-		if on {
-			t.Host.SetSockOpt(s, o, 1, "")
-		}
+	if r.ReuseAddr {
+		t.Host.SetReuseAddr(s, true)
 	}
-	set(engine.SO_REUSEADDR, r.ReuseAddr)
-	set(engine.SO_REUSEPORT, r.ReusePort)
+	if r.ReusePort {
+		t.Host.SetReusePort(s, true)
+	}
 	if fam == engine.Inet6 {
-		v := 0
-		if r.V6Only {
-			v = 1
-		}
-		t.Host.SetSockOpt(s, engine.IPV6_V6ONLY, v, "")
+		t.Host.SetV6Only(s, r.V6Only)
 	}
 	return t.Host.BindAs(s, r.Addr, r.UID), nil
 }

@@ -175,7 +175,7 @@ func (r *runner) step(st *Step) (Outcome, error) {
 		if err != nil {
 			return o, err
 		}
-		x := b.h.SetSockOpt(b.s, st.Option, st.Int, st.Str)
+		x := setOption(b.h, b.s, st)
 		o.Result, o.Reason = res(x), string(x.Rule)
 	case OpBind:
 		b, err := r.sock(st.Sock)
@@ -366,4 +366,28 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// setOption calls the engine's typed setter for a setsockopt statement.
+func setOption(h *engine.Host, s *engine.Socket, st *Step) engine.Result {
+	on := st.Int != 0
+	switch st.Option {
+	case engine.SO_REUSEADDR:
+		return h.SetReuseAddr(s, on)
+	case engine.SO_REUSEPORT:
+		return h.SetReusePort(s, on)
+	case engine.IPV6_V6ONLY:
+		return h.SetV6Only(s, on)
+	case engine.IP_FREEBIND:
+		return h.SetFreeBind(s, on)
+	case engine.IP_BIND_ADDRESS_NO_PORT:
+		return h.SetBindAddressNoPort(s, on)
+	case engine.SO_EXCLUSIVEADDRUSE:
+		return h.SetExclusiveAddrUse(s, on)
+	case engine.SO_BINDTODEVICE:
+		return h.BindToDevice(s, st.Str)
+	case engine.IP_LOCAL_PORT_RANGE:
+		return h.SetLocalPortRange(s, uint16(st.Int), uint16(st.Int>>16))
+	}
+	panic(fmt.Sprintf("scenario: the parser accepted option %v that has no setter", st.Option))
 }
