@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/socktab/socktab/inspect"
+	"github.com/socktab/socktab/listing"
 	"github.com/socktab/socktab/live"
 	"github.com/spf13/cobra"
 )
@@ -80,42 +81,11 @@ func nsPrefix(ns string) string {
 	return "[" + ns + "] "
 }
 
-// jsonSocket is the stable -o json schema of a socket.
-type jsonSocket struct {
-	Proto     string         `json:"proto"`
-	Family    string         `json:"family"`
-	State     string         `json:"state"`
-	Local     string         `json:"local"`
-	Remote    *string        `json:"remote"`
-	V6Only    *bool          `json:"v6only"`
-	UID       uint32         `json:"uid"`
-	Inode     uint64         `json:"inode"`
-	RecvQ     uint32         `json:"recv_q"`
-	SendQ     uint32         `json:"send_q"`
-	Netns     string         `json:"netns"`
-	Processes []live.Process `json:"processes"`
-}
+// jsonSocket is the stable -o json schema of a socket (package listing,
+// shared with memnet and the exporter).
+type jsonSocket = listing.Socket
 
-func toJSON(s *live.Socket) jsonSocket {
-	j := jsonSocket{Proto: s.Proto, Family: s.Family, State: s.State, V6Only: s.V6Only, UID: s.UID,
-		Inode: s.Inode, RecvQ: s.RecvQ, SendQ: s.SendQ, Netns: s.Netns, Processes: s.Processes}
-	if j.Processes == nil {
-		j.Processes = []live.Process{}
-	}
-	if s.Family == "unix" {
-		j.Local = s.Path
-		if s.Path == "" {
-			j.Local = "*"
-		}
-	} else {
-		j.Local = s.Local.String()
-		if s.Remote.IsValid() && (s.Remote.Port() != 0 || !s.Remote.Addr().IsUnspecified()) {
-			r := s.Remote.String()
-			j.Remote = &r
-		}
-	}
-	return j
-}
+func toJSON(s *live.Socket) jsonSocket { return listing.FromLive(s) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
