@@ -151,3 +151,20 @@ func promtoolCheck(t *testing.T, metrics string) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestAlertRules runs deploy/prometheus/rules_test.yml through `promtool
+// test rules`: each alert fires when it should and not before.
+func TestAlertRules(t *testing.T) {
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool missing in CI")
+		}
+		t.Skip("promtool not installed")
+	}
+	cmd := exec.Command(path, "test", "rules", "rules_test.yml")
+	cmd.Dir = "../deploy/prometheus"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
+	}
+}
