@@ -143,6 +143,7 @@ func (t *table) drop(s *Socket) {
 }
 
 func (h *Host) gone(s *Socket) {
+	h.leaveAll(s)
 	s.state = Gone
 	h.unregister(s)
 }

@@ -101,6 +101,8 @@ type Host struct {
 	unix  *unixTable
 	socks []*Socket // creation order; nil where a socket left
 	dead  int       // nil entries in socks
+
+	mcRefs map[mkey]int32 // groups joined per interface, by how many sockets
 }
 
 // Network returns the network the host belongs to.
@@ -191,7 +193,8 @@ func (h *Host) ifaceFor(a netip.Addr) *Iface {
 }
 
 // isBroadcast reports whether a is the limited broadcast address or the
-// broadcast address of an IPv4 subnet configured here.
+// broadcast address of an IPv4 subnet configured here, loopback's included
+// (fib_add_ifaddr adds "broadcast 127.255.255.255 dev lo").
 func (h *Host) isBroadcast(a netip.Addr) bool {
 	a = a.Unmap()
 	if !a.Is4() {
@@ -202,7 +205,7 @@ func (h *Host) isBroadcast(a netip.Addr) bool {
 	}
 	for _, i := range h.Ifaces {
 		for _, p := range i.Addrs {
-			if p.Addr().Is4() && p.Bits() < 31 && !i.Loopback && lastAddr(p) == a {
+			if p.Addr().Is4() && p.Bits() < 31 && lastAddr(p) == a {
 				return true
 			}
 		}

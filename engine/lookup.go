@@ -109,6 +109,11 @@ const (
 	StageNoSocket
 	StageNotLocal
 	StageRSTToNobody
+	StageBroadcast
+	StageMulticast
+	StageNotJoined
+	StageNoGroupReceiver
+	StageNotUnicast
 )
 
 var stageText = [...]string{
@@ -116,6 +121,9 @@ var stageText = [...]string{
 	"listener on the exact address", "wildcard listener", "connected UDP socket", "UDP socket on the exact address",
 	"UDP socket on the wildcard address", "no socket", "destination is not an address of this host",
 	"no socket, and a RST is never answered",
+	"broadcast: every matching UDP socket receives a copy", "multicast: every matching UDP socket receives a copy",
+	"the interface it arrives on has not joined the group", "no socket takes it (broadcast and multicast are never answered with ICMP)",
+	"TCP takes no broadcast or multicast segment",
 }
 
 func (s Stage) String() string { return stageText[s] }
@@ -142,10 +150,13 @@ type Delivery struct {
 	Stage   Stage
 	Socket  *Socket   // the receiver (for a group, the member the hash picks)
 	Group   []*Socket // the reuseport group that decided, if any
+	All     []*Socket // broadcast and multicast: every receiver (Socket is the first)
 }
 
 // Lookup says which socket receives p, as the kernel's receive path would
-// (linux-socket-rules.md §4). It changes nothing and does not allocate.
+// (linux-socket-rules.md §4). It changes nothing and does not allocate,
+// except for a broadcast or multicast datagram, whose receivers it lists
+// in Delivery.All.
 func (h *Host) Lookup(p Packet) Delivery {
 	t := h.tcp
 	if p.Proto == TCP {
@@ -157,6 +168,12 @@ func (h *Host) Lookup(p Packet) Delivery {
 		}
 	}
 	dst, src := unmapAP(p.Dst), unmapAP(p.Src)
+	if h.prof.Multicast && h.IsGroupcast(dst.Addr()) {
+		if p.Proto != UDP {
+			return Delivery{Verdict: Drop, Stage: StageNotUnicast}
+		}
+		return h.lookupGroupcast(p, src, dst)
+	}
 	in := h.ifaceFor(dst.Addr())
 	if in == nil {
 		return Delivery{Verdict: Drop, Stage: StageNotLocal}

@@ -23,6 +23,10 @@ func setFlagOption(h *Host, s *Socket, o Option, on bool) Result {
 		return h.SetBindAddressNoPort(s, on)
 	case SO_EXCLUSIVEADDRUSE:
 		return h.SetExclusiveAddrUse(s, on)
+	case IP_MULTICAST_ALL:
+		return h.SetMulticastAll(s, on)
+	case IPV6_MULTICAST_ALL:
+		return h.SetMulticastAll6(s, on)
 	}
 	panic("not an on/off option: " + o.String())
 }

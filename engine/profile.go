@@ -29,6 +29,11 @@ type Profile struct {
 	// PrivilegedSpecificOnly: below PrivilegedBelow only a bind to a
 	// specific address needs root, a wildcard bind does not (XNU in_pcbbind).
 	PrivilegedSpecificOnly bool
+
+	// Multicast: the profile models broadcast and multicast delivery and
+	// group membership (Join). Profiles without it refuse both rather than
+	// borrow Linux's rules.
+	Multicast bool
 }
 
 // conflictRule decides whether a new socket with attributes s may share a
@@ -104,7 +109,7 @@ func sortStrings(s []string) []string {
 func register(p *Profile) *Profile { Profiles[p.Name] = p; return p }
 
 var allOptions = []Option{SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY, IP_FREEBIND, SO_BINDTODEVICE,
-	IP_LOCAL_PORT_RANGE, IP_BIND_ADDRESS_NO_PORT}
+	IP_LOCAL_PORT_RANGE, IP_BIND_ADDRESS_NO_PORT, IP_MULTICAST_ALL, IPV6_MULTICAST_ALL}
 
 // Linux is the kernel's rules as of v6.18, verified against the running
 // kernel by the replay tests in kerneltest/.
@@ -112,7 +117,7 @@ var Linux = register(&Profile{
 	Name: "linux", V6OnlyFromSysctl: true,
 	PortLow: 32768, PortHigh: 60999, // af_inet.c inet_init_net
 	PrivilegedBelow: 1024, // PROT_SOCK, net.ipv4.ip_unprivileged_port_start
-	ParityPorts:     true, ListenRecheck: true,
+	ParityPorts:     true, ListenRecheck: true, Multicast: true,
 	Options: allOptions,
 	Sources: []string{"Linux v6.18 net/ipv4/inet_connection_sock.c inet_bind_conflict, inet_csk_get_port",
 		"net/ipv4/udp.c udp_lib_lport_inuse", "net/ipv4/inet_hashtables.c __inet_hash_connect, __inet_lookup_listener"},

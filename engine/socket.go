@@ -25,6 +25,8 @@ const (
 	fMappedOps                       // TCP AF_INET6 socket that sent a SYN to a v4-mapped address keeps the IPv4 path (icsk_af_ops)
 	fMappedAny                       // bound to ::ffff:0.0.0.0
 	fWasConnected                    // the connection was reset: the socket layer still says connected (SS_CONNECTED)
+	fMcAll4                          // IP_MULTICAST_ALL: on by default for AF_INET sockets only (inet_create)
+	fMcAll6                          // IPV6_MULTICAST_ALL: on by default (inet6_create)
 )
 
 // Socket is one socket of a host. Fields are read through methods; the
@@ -90,6 +92,7 @@ type sockExt struct {
 	owner          *Host         // the host, for sockets with a simulated peer
 	path           string        // AF_UNIX bound path ("@name" for abstract)
 	portLo, portHi uint16        // IP_LOCAL_PORT_RANGE
+	mships         []membership  // multicast groups joined (Join)
 }
 
 func (s *Socket) x() *sockExt {
@@ -267,6 +270,12 @@ func (h *Host) NewSocket(fam Family, p Proto, uid uint32) (*Socket, Result) {
 		return nil, fail(EINVAL, ruleBadFamily)
 	}
 	s := &Socket{fam: fam, proto: p, uid: uid}
+	switch fam {
+	case Inet:
+		s.flags |= fMcAll4
+	case Inet6:
+		s.flags |= fMcAll6
+	}
 	if fam == Inet6 && h.prof.v6onlyDefault(h) {
 		s.flags |= fV6Only | fV6OnlyOpt
 	}
@@ -382,6 +391,30 @@ func (h *Host) BindToDevice(s *Socket, name string) Result {
 			s.x().dev = idx
 		}
 	})
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetMulticastAll is IP_MULTICAST_ALL: a socket that did not join an IPv4
+// group still receives it when the host joined it (on by default for
+// AF_INET sockets, off for AF_INET6 ones, which reach it through SOL_IP).
+func (h *Host) SetMulticastAll(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, IP_MULTICAST_ALL); !ok {
+		return r
+	}
+	setFlag(s, fMcAll4, on)
+	return Result{Rule: ruleOptionSet}
+}
+
+// SetMulticastAll6 is IPV6_MULTICAST_ALL, the same for IPv6 groups (on by
+// default); AF_INET6 only.
+func (h *Host) SetMulticastAll6(s *Socket, on bool) Result {
+	if r, ok := h.optCheck(s, IPV6_MULTICAST_ALL); !ok {
+		return r
+	}
+	if s.fam != Inet6 {
+		return fail(ENOPROTOOPT, ruleV6OnlyOnV4)
+	}
+	setFlag(s, fMcAll6, on)
 	return Result{Rule: ruleOptionSet}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,13 +41,22 @@ func (r *replayer) probe(st *scenario.Step) Result {
 	}
 	src, dst := unmapAP(st.Src), unmapAP(st.Addr)
 	in := "" // the interface a packet from another host comes in on
+	group := r.groupcast(dst.Addr())
+	if group && r.isLocal(src.Addr()) {
+		return skip("a broadcast or multicast probe from this host (its looped-back copy is not modelled)")
+	}
 	if r.isLocal(src.Addr()) {
 		if why := r.localProbeOK(st, src, dst); why != "" {
 			return skip(why)
 		}
 	} else {
 		var why string
-		if in, why = r.ingress(st, dst); why != "" {
+		if group {
+			in, why = r.groupIngress(st, dst.Addr())
+		} else {
+			in, why = r.ingress(st, dst)
+		}
+		if why != "" {
 			return skip(why)
 		}
 		undo, err := r.routePeer(in, src.Addr(), dst.Addr())
@@ -78,6 +88,9 @@ func (r *replayer) probe(st *scenario.Step) Result {
 		if err == nil {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
 			err = unix.Bind(fd, inetAddr(src))
+		}
+		if err == nil && group {
+			err = r.groupSender(fd, in, dst.Addr())
 		}
 		return err
 	})
@@ -151,24 +164,37 @@ func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
 	me := unmapAP(addrPortOf(local))
 	buf := make([]byte, 64)
 	deadline := time.Now().Add(probeWait)
+	got := map[string]bool{}
 	for {
-		got := ""
-		for _, s := range r.all {
-			if s.closed || s.proto != engine.UDP {
-				continue
-			}
-			for {
-				_, from, err := unix.Recvfrom(s.fd, buf, unix.MSG_DONTWAIT)
-				if err != nil {
-					break
+		// Every receiver gets its copy in one pass of the receive path:
+		// once one has it, one more read of all of them finds the rest.
+		for pass := 0; pass < 2; pass++ {
+			for _, s := range r.all {
+				if s.closed || s.proto != engine.UDP {
+					continue
 				}
-				if from != nil && unmapAP(addrPortOf(from)) == me && got == "" {
-					got = s.name
+				for {
+					_, from, err := unix.Recvfrom(s.fd, buf, unix.MSG_DONTWAIT)
+					if err != nil {
+						break
+					}
+					if from != nil && unmapAP(addrPortOf(from)) == me {
+						got[s.name] = true
+					}
 				}
 			}
+			if len(got) == 0 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
-		if got != "" {
-			return Result{Result: got}
+		if len(got) > 0 {
+			var names []string
+			for n := range got {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return Result{Result: strings.Join(names, "+")}
 		}
 		if _, err := unix.Read(fd, buf); errors.Is(err, unix.ECONNREFUSED) {
 			return Result{Result: "icmp-port-unreachable"}
@@ -285,4 +311,76 @@ func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// groupcast reports whether a datagram to a takes the kernel's broadcast /
+// multicast path here: a multicast group, 255.255.255.255, or the last
+// address of an IPv4 subnet of an iface statement.
+func (r *replayer) groupcast(a netip.Addr) bool {
+	if a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
+	_, ok := r.subnetOf(a)
+	return ok
+}
+
+// subnetOf is the veth whose IPv4 subnet has broadcast address a.
+func (r *replayer) subnetOf(a netip.Addr) (string, bool) {
+	if !a.Is4() {
+		return "", false
+	}
+	for _, n := range r.order {
+		for _, p := range r.addrs[n] {
+			if p.Addr().Is4() && p.Bits() < 31 && lastAddr(p) == a {
+				return n, true
+			}
+		}
+	}
+	return "", false
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(b)
+}
+
+// groupIngress is the veth a broadcast or multicast datagram from another
+// host comes in on, as the engine chooses it: the step's dev, else the
+// veth of the subnet it is broadcast for, else the first veth made.
+func (r *replayer) groupIngress(st *scenario.Step, dst netip.Addr) (string, string) {
+	if st.Dev != "" {
+		if !r.ifaces[st.Dev] {
+			return "", "no veth for dev " + st.Dev
+		}
+		return st.Dev, ""
+	}
+	if n, ok := r.subnetOf(dst); ok {
+		return n, ""
+	}
+	if len(r.order) == 0 {
+		return "", "no interface that a broadcast or multicast from another host comes in on"
+	}
+	return r.order[0], ""
+}
+
+// groupSender makes probe fd in the peer namespace send its broadcast or
+// multicast datagram out of the peer end of veth in, as a link-layer
+// broadcast or multicast frame.
+func (r *replayer) groupSender(fd int, in string, dst netip.Addr) error {
+	pdev := peerName(in)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
+		return err
+	}
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, pdev); err != nil {
+		return err
+	}
+	if dst.Is4() && !dst.IsMulticast() && dst != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		// The peer does not know the subnet: its route says unicast, so
+		// the frame's destination is set to the link's broadcast here.
+		return r.peer.ip("neigh", "replace", dst.String(), "lladdr", "ff:ff:ff:ff:ff:ff", "dev", pdev, "nud", "permanent")
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ package kerneltest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -46,6 +47,7 @@ type replayer struct {
 	all       []*ksock
 	anon      int
 	ifaces    map[string]bool
+	order     []string                  // veths in the order the scenario made them
 	local     []netip.Addr              // addresses of iface statements
 	addrs     map[string][]netip.Prefix // per veth
 	peerAddrs map[netip.Addr]bool       // probe sources added in the peer namespace
@@ -228,6 +230,8 @@ func (r *replayer) step(st *scenario.Step) Result {
 		return ok(err)
 	case scenario.OpConnect:
 		return r.connect(s, st)
+	case scenario.OpJoin:
+		return r.join(s, st)
 	case scenario.OpAccept:
 		return r.accept(s, st)
 	case scenario.OpClose:
@@ -248,6 +252,7 @@ func (r *replayer) iface(st *scenario.Step) Result {
 				return err
 			}
 			r.ifaces[st.Str] = true
+			r.order = append(r.order, st.Str)
 		}
 		for _, p := range st.Prefixes {
 			args := []string{"addr", "add", p.String(), "dev", st.Str}
@@ -364,6 +369,10 @@ func (r *replayer) setsockopt(s *ksock, st *scenario.Step) Result {
 		err = unix.SetsockoptInt(s.fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, st.Int)
 	case engine.IP_LOCAL_PORT_RANGE:
 		err = unix.SetsockoptInt(s.fd, unix.SOL_IP, unix.IP_LOCAL_PORT_RANGE, st.Int)
+	case engine.IP_MULTICAST_ALL:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_IP, unix.IP_MULTICAST_ALL, st.Int)
+	case engine.IPV6_MULTICAST_ALL:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_IPV6, unix.IPV6_MULTICAST_ALL, st.Int)
 	case engine.SO_BINDTODEVICE:
 		err = unix.SetsockoptString(s.fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, st.Str)
 		if err == nil {
@@ -519,4 +528,24 @@ func (r *replayer) listeners() []*ksock {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+// join is IP_ADD_MEMBERSHIP (IPv4 group) or IPV6_JOIN_GROUP (IPv6 group)
+// on the named interface (index 0, the kernel's choice, when none). A name
+// that is no interface here becomes an index no interface has.
+func (r *replayer) join(s *ksock, st *scenario.Step) Result {
+	idx := 0
+	if st.Dev != "" {
+		idx = 1 << 20
+		if i, err := net.InterfaceByName(st.Dev); err == nil {
+			idx = i.Index
+		}
+	}
+	if st.Group.Is4() {
+		mr := &unix.IPMreqn{Ifindex: int32(idx)}
+		mr.Multiaddr = st.Group.As4()
+		return ok(unix.SetsockoptIPMreqn(s.fd, unix.SOL_IP, unix.IP_ADD_MEMBERSHIP, mr))
+	}
+	mr := &unix.IPv6Mreq{Multiaddr: st.Group.As16(), Interface: uint32(idx)}
+	return ok(unix.SetsockoptIPv6Mreq(s.fd, unix.SOL_IPV6, unix.IPV6_JOIN_GROUP, mr))
 }

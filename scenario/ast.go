@@ -31,6 +31,7 @@ const (
 	OpClose      Op = "close"
 	OpUnlink     Op = "unlink"
 	OpPacket     Op = "packet"
+	OpJoin       Op = "join"
 )
 
 // Step is one statement (one iteration of a repeat).
@@ -57,14 +58,16 @@ type Step struct {
 	Values   []string       // sysctl values
 	Duration time.Duration  // advance
 	Flags    uint8          // packet TCP flags
-	Dev      string         // packet ingress interface (optional)
+	Dev      string         // packet ingress interface, join interface (optional)
+	Group    netip.Addr     // join
 
 	Expect *Expect // nil when the step has no expectation
 }
 
 // Expect is the "=> RESULT" of a step: "ok", an errno name, or for a
-// packet a socket name, "a|b" (any one of a reuseport group), "rst",
-// "icmp-port-unreachable" or "drop".
+// packet a socket name, "a|b" (any one of a reuseport group), "a+b" (each
+// of them: broadcast and multicast), "rst", "icmp-port-unreachable" or
+// "drop".
 type Expect struct {
 	Result string
 	Col    int

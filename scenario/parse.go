@@ -138,10 +138,16 @@ func (p *parser) checkExpect(n int, st *Step, e *Expect) error {
 		case "rst", "icmp-port-unreachable", "drop":
 			return nil
 		}
-		for _, name := range strings.Split(e.Result, "|") {
+		if strings.Contains(e.Result, "|") && strings.Contains(e.Result, "+") {
+			return p.errf(n, e.Col, "packet result %q: a|b (any one) and a+b (each) do not mix", e.Result)
+		}
+		for _, name := range strings.FieldsFunc(e.Result, func(r rune) bool { return r == '|' || r == '+' }) {
 			if !validName(name) {
-				return p.errf(n, e.Col, "packet result %q: want a socket name, a|b, rst, icmp-port-unreachable or drop", e.Result)
+				return p.errf(n, e.Col, "packet result %q: want a socket name, a|b, a+b, rst, icmp-port-unreachable or drop", e.Result)
 			}
+		}
+		if strings.HasSuffix(e.Result, "|") || strings.HasSuffix(e.Result, "+") || strings.HasPrefix(e.Result, "|") || strings.HasPrefix(e.Result, "+") {
+			return p.errf(n, e.Col, "packet result %q: a name is missing", e.Result)
 		}
 		return nil
 	}
@@ -165,7 +171,7 @@ func validName(s string) bool {
 
 var keywords = map[string]bool{"os": true, "host": true, "iface": true, "route": true, "sysctl": true, "uid": true,
 	"advance": true, "socket": true, "setsockopt": true, "bind": true, "listen": true, "connect": true,
-	"accept": true, "close": true, "unlink": true, "packet": true, "repeat": true}
+	"accept": true, "close": true, "unlink": true, "packet": true, "repeat": true, "join": true}
 
 func (p *parser) statement(n int, toks []token) (Step, error) {
 	st := Step{}
@@ -365,6 +371,25 @@ func (p *parser) statement(n int, toks []token) (Step, error) {
 	case OpPacket:
 		if err = p.packet(n, kw, args, &st); err != nil {
 			return st, err
+		}
+	case OpJoin:
+		usage := "join SOCK GROUP [dev IFACE]"
+		if len(args) != 2 && len(args) != 4 {
+			return st, p.errf(n, kw.col, "usage: %s", usage)
+		}
+		if st.Sock, err = sock(args[0]); err != nil {
+			return st, err
+		}
+		g, e := netip.ParseAddr(args[1].s)
+		if e != nil || g.Zone() != "" {
+			return st, p.errf(n, args[1].col, "bad group %q (want e.g. 239.1.2.3 or ff02::123)", args[1].s)
+		}
+		st.Group = g
+		if len(args) == 4 {
+			if args[2].s != "dev" {
+				return st, p.errf(n, args[2].col, "expected dev IFACE, got %q; usage: %s", args[2].s, usage)
+			}
+			st.Dev = args[3].s
 		}
 	default:
 		return st, p.errf(n, kw.col, "unknown statement %q", kw.s)

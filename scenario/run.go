@@ -68,13 +68,16 @@ func Run(sc *Scenario, opt Options) ([]Outcome, error) {
 
 func matches(st *Step, want, got string) bool {
 	if st.Op == OpPacket && strings.Contains(want+got, "|") {
-		return sameSet(want, got)
+		return sameSet(want, got, "|")
+	}
+	if st.Op == OpPacket && strings.Contains(want+got, "+") {
+		return sameSet(want, got, "+")
 	}
 	return want == got
 }
 
-func sameSet(a, b string) bool {
-	x, y := strings.Split(a, "|"), strings.Split(b, "|")
+func sameSet(a, b, sep string) bool {
+	x, y := strings.Split(a, sep), strings.Split(b, sep)
 	sort.Strings(x)
 	sort.Strings(y)
 	return strings.Join(x, "|") == strings.Join(y, "|")
@@ -254,6 +257,16 @@ func (r *runner) step(st *Step) (Outcome, error) {
 		o.Result, o.Reason = res(x), string(x.Rule)
 	case OpPacket:
 		return r.packet(st)
+	case OpJoin:
+		b, err := r.sock(st.Sock)
+		if err != nil {
+			return o, err
+		}
+		if !b.h.Profile().Multicast {
+			return o, fmt.Errorf("join: the %s profile does not model multicast", b.h.Profile().Name)
+		}
+		x := b.h.Join(b.s, st.Group, st.Dev)
+		o.Result, o.Reason = res(x), string(x.Rule)
 	default:
 		return o, fmt.Errorf("unknown statement %q", st.Op)
 	}
@@ -271,11 +284,22 @@ func (r *runner) packet(st *Step) (Outcome, error) {
 		}
 		p.Dev = i.Index
 	}
+	if h.IsGroupcast(st.Addr.Addr()) && !h.Profile().Multicast {
+		return o, fmt.Errorf("packet: the %s profile does not model broadcast or multicast delivery", h.Profile().Name)
+	}
 	d := h.Lookup(p)
 	o.Tuple = fmt.Sprintf("%s %s -> %s", st.Proto, fmtAP(st.Src), fmtAP(st.Addr))
 	switch d.Verdict {
 	case engine.Deliver:
-		if len(d.Group) > 1 {
+		if len(d.All) > 0 {
+			names := make([]string, len(d.All))
+			for i, s := range d.All {
+				names[i] = r.name(s)
+			}
+			sort.Strings(names)
+			o.Result = strings.Join(names, "+")
+			o.Reason = fmt.Sprintf("%s: %d receivers", d.Stage, len(d.All))
+		} else if len(d.Group) > 1 {
 			names := make([]string, len(d.Group))
 			for i, g := range d.Group {
 				names[i] = r.name(g)
@@ -388,6 +412,10 @@ func setOption(h *engine.Host, s *engine.Socket, st *Step) engine.Result {
 		return h.BindToDevice(s, st.Str)
 	case engine.IP_LOCAL_PORT_RANGE:
 		return h.SetLocalPortRange(s, uint16(st.Int), uint16(st.Int>>16))
+	case engine.IP_MULTICAST_ALL:
+		return h.SetMulticastAll(s, on)
+	case engine.IPV6_MULTICAST_ALL:
+		return h.SetMulticastAll6(s, on)
 	}
 	panic(fmt.Sprintf("scenario: the parser accepted option %v that has no setter", st.Option))
 }
