@@ -14,6 +14,8 @@ var sysErrno = [...]syscall.Errno{
 	ENOTCONN: syscall.ENOTCONN, EBADF: syscall.EBADF, ENOPROTOOPT: syscall.ENOPROTOOPT,
 	EALREADY: syscall.EALREADY, EPERM: syscall.EPERM, EPROTOTYPE: syscall.EPROTOTYPE,
 	EINPROGRESS: syscall.EINPROGRESS,
+	EPROTO:      syscall.EPROTO,
+	ENOBUFS:     syscall.ENOBUFS,
 }
 
 // Syscall is e as the platform's syscall.Errno (0 for OK), for callers that
