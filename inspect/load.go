@@ -23,6 +23,16 @@ type Table struct {
 // Live returns the live record behind an engine socket, or nil.
 func (t *Table) Live(s *engine.Socket) *live.Socket { return t.bySock[s] }
 
+// OptsSource says where the options the engine holds for a live socket
+// came from: "kernel" (BPF), "socket" (getsockopt on a descriptor), or
+// "inferred" (not read: the loader's assumption).
+func OptsSource(ls *live.Socket) string {
+	if ls.Opts != nil {
+		return ls.OptsSource
+	}
+	return "inferred"
+}
+
 var stateOf = map[string]engine.State{
 	"LISTEN": engine.Listen, "ESTAB": engine.Established, "SYN-SENT": engine.Established,
 	"SYN-RECV": engine.Established, "FIN-WAIT-1": engine.Established, "CLOSE-WAIT": engine.CloseWait,
@@ -31,10 +41,14 @@ var stateOf = map[string]engine.State{
 }
 
 // Load builds an engine host from a snapshot: its interfaces, the sysctls
-// the rules read, and every socket. What sock_diag cannot tell is inferred
-// and documented: sockets sharing an identical address and port must have
-// had SO_REUSEPORT (UDP: SO_REUSEADDR); a connection whose local port is in
-// the ephemeral range and not a listener's port was bound by connect().
+// the rules read, and every socket. A socket's SO_REUSEADDR, SO_REUSEPORT
+// and IPV6_V6ONLY come from its options when they were read
+// (live.Socket.Opts); otherwise they are inferred: sockets sharing an
+// identical address and port must have had SO_REUSEPORT (UDP:
+// SO_REUSEADDR), every other option is taken as off. Answers that could
+// change with an inferred value are found by Bind and Who (depends.go). A
+// connection whose local port is in the ephemeral range and not a
+// listener's port was bound by connect().
 func Load(snap *live.Snapshot) (*Table, error) {
 	h := engine.NewNetwork(engine.Linux, 1).AddHost(label(snap.Netns))
 	for _, i := range snap.Interfaces {
@@ -74,12 +88,18 @@ func Load(snap *live.Snapshot) (*Table, error) {
 		if !ok {
 			continue
 		}
-		if ls.State == "LISTEN" || ls.State == "UNCONN" {
+		if o := ls.Opts; o != nil {
+			sp.ReuseAddr, sp.ReusePort = o.ReuseAddr, o.ReusePort
+			if sp.Family == engine.Inet6 {
+				sp.V6Only = o.V6Only
+			}
+		} else if ls.State == "LISTEN" || ls.State == "UNCONN" {
 			if shared[bk{ls.Proto, ls.Local}] > 1 {
 				sp.ReusePort = true
 				sp.ReuseAddr = ls.Proto == "udp"
 			}
-		} else if sp.Proto == engine.TCP && sp.State != engine.Closed {
+		}
+		if ls.State != "LISTEN" && ls.State != "UNCONN" && sp.Proto == engine.TCP && sp.State != engine.Closed {
 			p := int(ls.Local.Port())
 			sp.ConnectBind = p >= h.Sysctl.PortLow && p <= h.Sysctl.PortHigh &&
 				!listenPorts[bk{ls.Proto, netip.AddrPortFrom(netip.Addr{}, ls.Local.Port())}]

@@ -19,6 +19,11 @@ type Socket struct {
 	SendQ     uint32         `json:"send_q"`
 	Netns     string         `json:"netns"`
 	Processes []live.Process `json:"processes"`
+	// Options are null when not read; OptionsSource is "kernel" (BPF
+	// iterator), "socket" (getsockopt on an owner's descriptor),
+	// "inferred" (bind/who: not read, assumed) or "unknown".
+	Options       *live.SockOpts `json:"options"`
+	OptionsSource string         `json:"options_source"`
 }
 
 // FromLive is the listing of a socket read from the kernel.
@@ -27,6 +32,10 @@ func FromLive(s *live.Socket) Socket {
 		Inode: s.Inode, RecvQ: s.RecvQ, SendQ: s.SendQ, Netns: s.Netns, Processes: s.Processes}
 	if j.Processes == nil {
 		j.Processes = []live.Process{}
+	}
+	j.Options, j.OptionsSource = s.Opts, s.OptsSource
+	if s.Opts == nil && s.Family != "unix" {
+		j.OptionsSource = "unknown"
 	}
 	if s.Family == "unix" {
 		j.Local = s.Path

@@ -10,6 +10,7 @@ import (
 type Process struct {
 	PID     int    `json:"pid"`
 	Command string `json:"command"` // /proc/PID/comm
+	FD      int    `json:"fd"`      // the process's first descriptor of the socket
 }
 
 // Socket is one kernel socket, as read from sock_diag or /proc/net.
@@ -54,6 +55,55 @@ type Socket struct {
 	Netns string `json:"netns,omitempty"`
 	// Processes holding the socket; filled only with Options.Processes.
 	Processes []Process `json:"processes,omitempty"`
+	// Opts are the socket's bind-relevant options, nil when not read
+	// (Options.SockOpts) or unreadable; OptsSource says where they came
+	// from: SourceKernel or SourceSocket.
+	Opts       *SockOpts `json:"options,omitempty"`
+	OptsSource string    `json:"options_source,omitempty"`
+}
+
+// SockOpts are the options of a socket that sock_diag does not report and
+// that decide binds and lookups.
+type SockOpts struct {
+	// ReuseAddr is SO_REUSEADDR. A TIME-WAIT socket carries the value of
+	// the socket it came from (for an accepted connection, the listener's).
+	ReuseAddr bool `json:"reuseaddr"`
+	ReusePort bool `json:"reuseport"`
+	// V6Only is IPV6_V6ONLY (false for AF_INET sockets).
+	V6Only bool `json:"v6only"`
+	// Device is the ifindex of SO_BINDTODEVICE, 0 for none.
+	Device int `json:"device"`
+}
+
+// Where socket options came from (Socket.OptsSource).
+const (
+	// SourceKernel: read from the kernel's socket by a BPF iterator (every
+	// socket, TIME-WAIT included).
+	SourceKernel = "kernel"
+	// SourceSocket: read with getsockopt on a duplicate of an owner's
+	// descriptor (pidfd_getfd); TIME-WAIT and unowned sockets stay unknown.
+	SourceSocket = "socket"
+)
+
+// Options sources a reader may be asked to use (Options.SockOpts).
+const (
+	OptsNone = ""     // do not read options
+	OptsAuto = "auto" // the BPF iterator, else descriptors
+	OptsBPF  = "bpf"  // like auto, but an error when the iterator cannot run
+	OptsFD   = "fd"   // descriptors only (pidfd_getfd)
+)
+
+// BindBucket is the kernel's cached reuse state of one TCP port's bind
+// bucket (struct inet_bind_bucket), read by the BPF iterator. The kernel
+// consults it before the full conflict check (inet_csk_get_port).
+type BindBucket struct {
+	Port          uint16     `json:"port"`
+	FastReuse     int8       `json:"fastreuse"`
+	FastReuseport int8       `json:"fastreuseport"` // 1 any, 2 strict (FASTREUSEPORT_*)
+	FastUID       uint32     `json:"fastuid"`
+	FastFamily    string     `json:"fast_family"` // "inet" or "inet6"
+	FastIPv6Only  bool       `json:"fast_ipv6_only"`
+	FastRcvSaddr  netip.Addr `json:"fast_rcv_saddr"`
 }
 
 // Interface is a network interface and its addresses.
@@ -89,6 +139,11 @@ type Snapshot struct {
 	Sysctls    Sysctls     `json:"sysctls"`
 	// Missing holds human notes about what could not be read.
 	Missing []string `json:"missing,omitempty"`
+	// OptsSource says how socket options were read: SourceKernel,
+	// SourceSocket, or "" when they were not.
+	OptsSource string `json:"options_source,omitempty"`
+	// Buckets are the TCP bind buckets' caches, by port (BPF only).
+	Buckets []BindBucket `json:"bind_buckets,omitempty"`
 }
 
 // Kernel TCP states (include/net/tcp_states.h). Options.States is a mask of
@@ -133,6 +188,12 @@ type Options struct {
 	States uint32
 	// Processes fills Socket.Processes from /proc/*/fd.
 	Processes bool
+	// SockOpts chooses how socket options (Socket.Opts) are read:
+	// OptsNone, OptsAuto, OptsBPF or OptsFD. OptsPort, when not 0, limits
+	// it to the sockets on that local port. Options are not read when
+	// sockets are streamed (Emit).
+	SockOpts string
+	OptsPort uint16
 	// ForceProc reads sockets from /proc/net instead of netlink (testing).
 	ForceProc bool
 	// SocketsOnly skips interfaces and sysctls (a plain listing needs

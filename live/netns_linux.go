@@ -82,6 +82,9 @@ func ReadNetns(target NetnsTarget, opts Options) ([]*Snapshot, error) {
 	if opts.Emit != nil && opts.Processes {
 		return nil, errors.New("live: Emit cannot be combined with Processes")
 	}
+	if err := opts.checkSockOpts(); err != nil {
+		return nil, err
+	}
 	procRoot := opts.procRoot()
 	own, err := statNS("/proc/thread-self/ns/net")
 	if err != nil {
@@ -157,9 +160,7 @@ func ReadNetns(target NetnsTarget, opts Options) ([]*Snapshot, error) {
 	for _, s := range snaps {
 		s.Missing = append(s.Missing, notes...)
 	}
-	if opts.Processes {
-		attachOwners(procRoot, snaps)
-	}
+	finish(opts, snaps)
 	return snaps, nil
 }
 

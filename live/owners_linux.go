@@ -108,13 +108,16 @@ func walkOwners(procRoot string, want map[uint64][]Process) (denied int, err err
 			if !ok {
 				continue
 			}
+			fdn, _ := strconv.Atoi(fd)
 			if len(holders) > 0 && holders[len(holders)-1].PID == pid {
-				continue // same process, another fd
+				// Same process, another fd: keep the lowest.
+				holders[len(holders)-1].FD = min(holders[len(holders)-1].FD, fdn)
+				continue
 			}
 			if comm == "" {
 				comm = readComm(procRoot, pid)
 			}
-			want[ino] = append(holders, Process{PID: pid, Command: comm})
+			want[ino] = append(holders, Process{PID: pid, Command: comm, FD: fdn})
 		}
 		fdDir.Close()
 	}

@@ -18,20 +18,43 @@ func Read(opts Options) (*Snapshot, error) {
 	if opts.Emit != nil && opts.Processes {
 		return nil, errors.New("live: Emit cannot be combined with Processes")
 	}
+	if err := opts.checkSockOpts(); err != nil {
+		return nil, err
+	}
 	snap, err := collect(opts, "")
 	if err != nil {
 		return nil, err
 	}
-	if opts.Processes {
-		attachOwners(opts.procRoot(), []*Snapshot{snap})
-	}
+	finish(opts, []*Snapshot{snap})
 	return snap, nil
 }
 
-// procNetDir is where the socket tables of the calling thread's netns are:
-// /proc/thread-self/net (a thread that entered a namespace with setns sees
-// its own tables there, unlike /proc/self/net, which follows the main
-// thread), or ProcRoot/net for recorded files.
+func (o Options) checkSockOpts() error {
+	switch o.SockOpts {
+	case OptsNone, OptsAuto, OptsBPF, OptsFD:
+	default:
+		return fmt.Errorf("live: options source %q: want auto, bpf, fd or none", o.SockOpts)
+	}
+	if o.SockOpts != OptsNone && o.Emit != nil {
+		return errors.New("live: options cannot be read while streaming (Emit)")
+	}
+	return nil
+}
+
+// finish does what needs every namespace read: process owners, and
+// options read through the owners' descriptors for the sockets the BPF
+// iterator does not walk (TCP sockets bound but not listening, which live
+// only in the bind hash) or when it did not run.
+func finish(opts Options, snaps []*Snapshot) {
+	needFD := opts.SockOpts != OptsNone
+	if opts.Processes || needFD {
+		attachOwners(opts.procRoot(), snaps)
+	}
+	if needFD {
+		readOptsFD(snaps, opts.OptsPort)
+	}
+}
+
 func procNetDir(opts Options) string {
 	root := opts.procRoot()
 	if filepath.Clean(root) != "/proc" {
@@ -173,6 +196,14 @@ func collect(opts Options, label string) (*Snapshot, error) {
 		note("unix uid and queues unknown (read from /proc/net/unix)")
 	}
 	snap.Sockets = p.out
+	if opts.SockOpts == OptsAuto || opts.SockOpts == OptsBPF {
+		if err := readOptsBPF(snap, doTCP, doUDP, opts.OptsPort); err != nil {
+			if opts.SockOpts == OptsBPF {
+				return nil, fmt.Errorf("live: %w", err)
+			}
+			note("%v: options read from the owners' descriptors instead", err)
+		}
+	}
 	if opts.SocketsOnly {
 		return snap, nil
 	}

@@ -34,11 +34,11 @@ func TestReadRecordedProcRoot(t *testing.T) {
 			owners[s.Inode] = s.Processes
 		}
 	}
-	// 18622 is held by 4242 (fds 3 and 9, listed once) and 4243; 17283 by
+	// 18622 is held by 4242 (fds 3 and 9, listed once with the lowest) and 4243; 17283 by
 	// 4242; 4250's socket:[99999] is not in the tables.
 	want := map[uint64][]Process{
-		18622: {{4242, "nginx"}, {4243, "nginx"}},
-		17283: {{4242, "nginx"}},
+		18622: {{4242, "nginx", 3}, {4243, "nginx", 7}},
+		17283: {{4242, "nginx", 4}},
 	}
 	if len(owners) != len(want) {
 		t.Errorf("owners = %v, want %v", owners, want)

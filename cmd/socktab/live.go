@@ -14,10 +14,11 @@ import (
 
 // liveFlags are shared by every command that reads the machine.
 type liveFlags struct {
-	netns    string
-	netnsPID int
-	allNetns bool
-	output   string
+	netns      string
+	netnsPID   int
+	allNetns   bool
+	output     string
+	optsSource string
 }
 
 func (f *liveFlags) add(c *cobra.Command) {
@@ -25,6 +26,27 @@ func (f *liveFlags) add(c *cobra.Command) {
 	c.Flags().IntVar(&f.netnsPID, "netns-pid", 0, "read the network namespace of process PID")
 	c.Flags().BoolVar(&f.allNetns, "all-netns", false, "read every network namespace in use")
 	c.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	c.Flags().StringVar(&f.optsSource, "options-source", "", "how socket options are read: auto, bpf, fd or none (default $SOCKTAB_OPTIONS, else auto)")
+	c.Flags().MarkHidden("options-source")
+}
+
+// optionsMode is how bind, who and --options read socket options: the
+// hidden --options-source flag, else $SOCKTAB_OPTIONS, else auto (the BPF
+// iterator where it can run, the owners' descriptors elsewhere).
+func (f *liveFlags) optionsMode() (string, error) {
+	m := f.optsSource
+	if m == "" {
+		m = os.Getenv("SOCKTAB_OPTIONS")
+	}
+	switch m {
+	case "", "auto":
+		return live.OptsAuto, nil
+	case "bpf", "fd":
+		return m, nil
+	case "none":
+		return live.OptsNone, nil
+	}
+	return "", fmt.Errorf("options source %q (--options-source or SOCKTAB_OPTIONS): want auto, bpf, fd or none", m)
 }
 
 // read takes snapshots of the chosen namespaces and loads each into the

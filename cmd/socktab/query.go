@@ -55,7 +55,10 @@ func newWhoCmd() *cobra.Command {
 			if src.Addr().Unmap().Is4() != dst.Addr().Unmap().Is4() {
 				return fmt.Errorf("--from and DST must both be IPv4 or both IPv6")
 			}
-			opts := live.Options{TCP: proto == engine.TCP, UDP: proto == engine.UDP, Processes: true}
+			opts := live.Options{TCP: proto == engine.TCP, UDP: proto == engine.UDP, Processes: true, OptsPort: dst.Port()}
+			if opts.SockOpts, err = f.optionsMode(); err != nil {
+				return err
+			}
 			tabs, err := f.read(opts, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -69,29 +72,39 @@ func newWhoCmd() *cobra.Command {
 }
 
 type whoJSON struct {
-	Netns    string       `json:"netns"`
-	Verdict  string       `json:"verdict"`
-	Stage    string       `json:"stage"`
-	Socket   *jsonSocket  `json:"socket"`
-	Group    []jsonSocket `json:"group,omitempty"`
-	Src, Dst string
+	Netns         string       `json:"netns"`
+	Answer        string       `json:"answer"` // ok, fails or depends
+	Unknowns      []string     `json:"unknowns"`
+	OptionsSource string       `json:"options_source"`
+	Verdict       string       `json:"verdict"`
+	Stage         string       `json:"stage"`
+	Socket        *jsonSocket  `json:"socket"`
+	Group         []jsonSocket `json:"group,omitempty"`
+	Src, Dst      string
 }
 
 func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Proto, src, dst netip.AddrPort) error {
 	var outs []whoJSON
+	code := 0
 	for _, t := range tabs {
-		d := t.Who(proto, src, dst)
-		o := whoJSON{Netns: t.Snap.Netns, Stage: d.Stage.String(), Src: src.String(), Dst: dst.String()}
+		ans, err := t.WhoAnswer(proto, src, dst)
+		if err != nil {
+			return err
+		}
+		d := ans.Delivery
+		o := whoJSON{Netns: t.Snap.Netns, Answer: string(ans.Answer), Unknowns: ans.Unknowns, OptionsSource: snapOptsSource(t.Snap),
+			Stage: d.Stage.String(), Src: src.String(), Dst: dst.String()}
+		code = combineExit(code, ans.Answer)
 		o.Verdict = map[engine.Verdict]string{engine.Deliver: "deliver", engine.RST: "rst",
 			engine.PortUnreachable: "icmp-port-unreachable", engine.Drop: "drop"}[d.Verdict]
 		if d.Socket != nil {
 			if ls := t.Live(d.Socket); ls != nil {
-				j := toJSON(ls)
+				j := tableJSON(ls)
 				o.Socket = &j
 			}
 			for _, g := range d.Group {
 				if ls := t.Live(g); ls != nil {
-					o.Group = append(o.Group, toJSON(ls))
+					o.Group = append(o.Group, tableJSON(ls))
 				}
 			}
 		}
@@ -134,11 +147,58 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 		default:
 			fmt.Fprintf(w, "  => dropped: %s\n", d.Stage)
 		}
+		printUnknowns(w, ans.Answer, ans.Unknowns)
 	}
 	if output == "json" {
-		return writeJSON(w, outs)
+		if err := writeJSON(w, outs); err != nil {
+			return err
+		}
+	}
+	if code != 0 {
+		return exitError{code}
 	}
 	return nil
+}
+
+// combineExit folds one namespace's answer into the exit code: 3 when
+// any namespace's answer depends on what could not be read, else 1 when
+// any says fails, else 0.
+func combineExit(code int, a inspect.Answer) int {
+	switch {
+	case a == inspect.AnswerDepends || code == 3:
+		return 3
+	case a == inspect.AnswerFails:
+		return 1
+	}
+	return code
+}
+
+func printUnknowns(w io.Writer, a inspect.Answer, unknowns []string) {
+	if a != inspect.AnswerDepends {
+		return
+	}
+	fmt.Fprintln(w, "  => it depends on what could not be read:")
+	for _, u := range unknowns {
+		fmt.Fprintf(w, "     %s\n", u)
+	}
+}
+
+// snapOptsSource says how a snapshot's socket options were read.
+func snapOptsSource(s *live.Snapshot) string {
+	if s.OptsSource == "" {
+		return "unknown"
+	}
+	return s.OptsSource
+}
+
+// tableJSON is toJSON for a socket loaded into a table: options not read
+// are the loader's inferred values.
+func tableJSON(ls *live.Socket) jsonSocket {
+	j := toJSON(ls)
+	if ls.Opts == nil && ls.Family != "unix" {
+		j.OptionsSource = inspect.OptsSource(ls)
+	}
+	return j
 }
 
 func newBindCmd() *cobra.Command {
@@ -147,8 +207,11 @@ func newBindCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "bind tcp|udp ADDR [--reuseaddr --reuseport --v6only --uid N]",
 		Short: "Would this bind succeed here, now? If not: the errno, the holder and the rule",
-		Long:  "Exit 0 when the bind would succeed, 1 when not.",
-		Args:  cobra.ExactArgs(2),
+		Long: `Exit status: 0 the bind would succeed, 1 it would fail, 3 it depends on
+socket options that could not be read (the answer names them), 2 usage or
+read error. Socket options of the sockets on the port are read by a BPF
+socket iterator (root, kernel with BTF), else from the owners' descriptors.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if req.Proto, err = parseProto(args[0]); err != nil {
@@ -160,7 +223,13 @@ func newBindCmd() *cobra.Command {
 			if req.V6Only && !req.Addr.Addr().Is6() {
 				return fmt.Errorf("--v6only needs an IPv6 ADDR")
 			}
-			opts := live.Options{TCP: req.Proto == engine.TCP, UDP: req.Proto == engine.UDP, Processes: true}
+			opts := live.Options{TCP: req.Proto == engine.TCP, UDP: req.Proto == engine.UDP, Processes: true, OptsPort: req.Addr.Port()}
+			if opts.SockOpts, err = f.optionsMode(); err != nil {
+				return err
+			}
+			if req.Addr.Port() == 0 {
+				opts.SockOpts = live.OptsNone // port 0: the kernel picks among every port
+			}
 			tabs, err := f.read(opts, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -177,37 +246,53 @@ func newBindCmd() *cobra.Command {
 }
 
 type bindJSON struct {
-	Netns   string      `json:"netns"`
+	Netns         string   `json:"netns"`
+	Answer        string   `json:"answer"` // ok, fails or depends
+	Unknowns      []string `json:"unknowns"`
+	OptionsSource string   `json:"options_source"`
+	// Result is the errno under the options as read (inferred where not).
 	Result  string      `json:"result"`
 	Reason  string      `json:"reason"`
 	Blocker *jsonSocket `json:"blocker"`
 }
 
 func runBind(w io.Writer, output string, tabs []*inspect.Table, req inspect.BindRequest) error {
-	failed := false
+	code := 0
 	var outs []bindJSON
 	for _, t := range tabs {
-		res, err := t.CheckBind(req)
+		ans, err := t.Bind(req)
 		if err != nil {
 			return err
 		}
-		o := bindJSON{Netns: t.Snap.Netns, Result: res.Err.String(), Reason: string(res.Rule)}
+		res := ans.Result
+		code = combineExit(code, ans.Answer)
+		o := bindJSON{Netns: t.Snap.Netns, Answer: string(ans.Answer), Unknowns: ans.Unknowns, OptionsSource: snapOptsSource(t.Snap),
+			Result: res.Err.String(), Reason: string(res.Rule)}
 		if res.Err != engine.OK {
-			failed = true
 			o.Reason = t.Explain(req, res)
 			if res.Other != nil {
 				if ls := t.Live(res.Other); ls != nil {
-					j := toJSON(ls)
+					j := tableJSON(ls)
 					o.Blocker = &j
 				}
 			}
 		}
 		outs = append(outs, o)
 		if output == "text" {
-			if res.Err == engine.OK {
-				fmt.Fprintf(w, "%sbind %s %s: ok\n", nsPrefix(t.Snap.Netns), req.Proto, req.Addr)
-			} else {
-				fmt.Fprintf(w, "%sbind %s %s: %s\n  %s\n", nsPrefix(t.Snap.Netns), req.Proto, req.Addr, res.Err, o.Reason)
+			p := nsPrefix(t.Snap.Netns)
+			switch {
+			case ans.Answer == inspect.AnswerDepends:
+				fmt.Fprintf(w, "%sbind %s %s: depends\n", p, req.Proto, req.Addr)
+				for _, u := range ans.Unknowns {
+					fmt.Fprintf(w, "  %s\n", u)
+				}
+			case res.Err == engine.OK:
+				fmt.Fprintf(w, "%sbind %s %s: ok\n", p, req.Proto, req.Addr)
+			default:
+				fmt.Fprintf(w, "%sbind %s %s: %s\n  %s\n", p, req.Proto, req.Addr, res.Err, o.Reason)
+			}
+			if ans.Inferred && ans.Answer != inspect.AnswerDepends {
+				fmt.Fprintf(w, "  (some options on port %d were not read; every value they could have gives this answer)\n", req.Addr.Port())
 			}
 		}
 	}
@@ -216,8 +301,8 @@ func runBind(w io.Writer, output string, tabs []*inspect.Table, req inspect.Bind
 			return err
 		}
 	}
-	if failed {
-		return exitError{1}
+	if code != 0 {
+		return exitError{code}
 	}
 	return nil
 }

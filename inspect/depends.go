@@ -1,0 +1,407 @@
+package inspect
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/live"
+)
+
+// Answer is a live answer: the kernel would do it, would not, or it
+// depends on options nobody could read.
+type Answer string
+
+const (
+	AnswerOK      Answer = "ok"      // the bind would succeed / something receives
+	AnswerFails   Answer = "fails"   // the bind would fail / nothing receives
+	AnswerDepends Answer = "depends" // it depends on Unknowns
+)
+
+// maxFullGroups bounds the exhaustive enumeration: 4^5 = 1,024 small
+// tables. Past it each group is varied alone, the others at their
+// inferred values.
+const maxFullGroups = 5
+
+// unknownGroup is a set of sockets on the port in question whose options
+// were not read and that the kernel treats alike: TIME-WAIT connections
+// sharing a local address (they normally come from one listener), or an
+// unreadable socket with the same state, address, owner and device.
+type unknownGroup struct {
+	idx  []int // into the port's sub-snapshot
+	tw   bool
+	desc string
+}
+
+// optionValues are the values an unknown group is tried with:
+// SO_REUSEADDR and SO_REUSEPORT off and on.
+var optionValues = [4][2]bool{{false, false}, {true, false}, {false, true}, {true, true}}
+
+// portView is the sockets of one protocol and port, the only ones a bind
+// to that port or a lookup of a packet to it consults, ready to be loaded
+// again with other option values.
+type portView struct {
+	snap   live.Snapshot
+	groups []unknownGroup
+}
+
+func (t *Table) portView(proto engine.Proto, port uint16) *portView {
+	name := "tcp"
+	if proto == engine.UDP {
+		name = "udp"
+	}
+	v := &portView{snap: *t.Snap}
+	v.snap.Sockets = nil
+	for i := range t.Snap.Sockets {
+		ls := &t.Snap.Sockets[i]
+		if ls.Proto == name && ls.Local.Port() == port {
+			v.snap.Sockets = append(v.snap.Sockets, *ls)
+		}
+	}
+	type gk struct {
+		state string
+		local netip.AddrPort
+		uid   uint32
+		dev   int
+	}
+	byKey := map[gk]int{}
+	for i := range v.snap.Sockets {
+		ls := &v.snap.Sockets[i]
+		if ls.Opts != nil {
+			continue
+		}
+		k := gk{ls.State, ls.Local, ls.UID, ls.BoundDev}
+		tw := ls.State == "TIME-WAIT" || ls.State == "FIN-WAIT-2" && ls.Inode == 0
+		if !tw {
+			k.state += fmt.Sprintf("/%d", ls.Inode) // readable sockets alike are still distinct owners
+			if len(ls.Processes) == 0 {
+				k.state = ls.State // unowned twins: alike
+			}
+		}
+		g, ok := byKey[k]
+		if !ok {
+			g = len(v.groups)
+			byKey[k] = g
+			v.groups = append(v.groups, unknownGroup{tw: tw})
+		}
+		v.groups[g].idx = append(v.groups[g].idx, i)
+	}
+	for gi := range v.groups {
+		g := &v.groups[gi]
+		ls := &v.snap.Sockets[g.idx[0]]
+		n := len(g.idx)
+		switch {
+		case g.tw && n == 1:
+			g.desc = fmt.Sprintf("the TIME-WAIT connection %s -> %s", ls.Local, ls.Remote)
+		case g.tw:
+			g.desc = fmt.Sprintf("the %d TIME-WAIT connections on %s", n, ls.Local)
+		case len(ls.Processes) == 0 && n == 1:
+			g.desc = fmt.Sprintf("the %s %s socket on %s (uid %d, inode %d, no readable owner)", name, ls.State, ls.Local, ls.UID, ls.Inode)
+		case len(ls.Processes) == 0:
+			g.desc = fmt.Sprintf("the %d %s %s sockets on %s (uid %d, no readable owner)", n, name, ls.State, ls.Local, ls.UID)
+		default:
+			g.desc = fmt.Sprintf("the %s %s socket on %s held by %s (options not read)", name, ls.State, ls.Local, Owners(ls))
+		}
+	}
+	return v
+}
+
+// load builds the port's table with group gi's sockets set to
+// optionValues[vals[gi]].
+func (v *portView) load(vals []int) (*Table, error) {
+	snap := v.snap
+	snap.Sockets = slices.Clone(v.snap.Sockets)
+	for gi, g := range v.groups {
+		ov := optionValues[vals[gi]]
+		for _, i := range g.idx {
+			ls := &snap.Sockets[i]
+			o := &live.SockOpts{ReuseAddr: ov[0], ReusePort: ov[1], Device: ls.BoundDev}
+			if ls.V6Only != nil {
+				o.V6Only = *ls.V6Only
+			} else if ls.Family == "inet6" {
+				a := ls.Local.Addr()
+				o.V6Only = !a.IsUnspecified() && !a.Is4In6()
+			}
+			ls.Opts = o
+			ls.OptsSource = "assumed"
+		}
+	}
+	return Load(&snap)
+}
+
+// vary evaluates eval on the port's table under the possible values of
+// the unknown groups: every assignment when there are few groups, else
+// each group varied alone from base. It returns the outcome of each
+// assignment tried (by fmt.Sprint of the values) and the assignments.
+func (v *portView) vary(base []int, eval func(*Table) (string, error)) (map[string]string, [][]int, error) {
+	out := map[string]string{}
+	var tried [][]int
+	try := func(vals []int) error {
+		t, err := v.load(vals)
+		if err != nil {
+			return err
+		}
+		o, err := eval(t)
+		if err != nil {
+			return err
+		}
+		out[fmt.Sprint(vals)] = o
+		tried = append(tried, slices.Clone(vals))
+		return nil
+	}
+	n := len(v.groups)
+	if n <= maxFullGroups {
+		vals := make([]int, n)
+		for {
+			if err := try(vals); err != nil {
+				return nil, nil, err
+			}
+			i := 0
+			for ; i < n; i++ {
+				vals[i]++
+				if vals[i] < len(optionValues) {
+					break
+				}
+				vals[i] = 0
+			}
+			if i == n {
+				break
+			}
+		}
+		return out, tried, nil
+	}
+	for g := range n {
+		for x := range optionValues {
+			vals := slices.Clone(base)
+			vals[g] = x
+			if err := try(vals); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return out, tried, nil
+}
+
+// distinct counts the different outcomes.
+func distinct(results map[string]string) int {
+	seen := map[string]bool{}
+	for _, o := range results {
+		seen[o] = true
+	}
+	return len(seen)
+}
+
+// inferredValues are the loader's guesses for the groups (the index into
+// optionValues), so that the varied-alone mode starts from them.
+func (v *portView) inferredValues(t *Table) []int {
+	base := make([]int, len(v.groups))
+	for gi, g := range v.groups {
+		ls := &v.snap.Sockets[g.idx[0]]
+		for s, l := range t.bySock {
+			if l.Inode == ls.Inode && l.Local == ls.Local && l.Remote == ls.Remote && l.State == ls.State {
+				x := 0
+				if s.ReuseAddr() {
+					x |= 1
+				}
+				if s.ReusePort() {
+					x |= 2
+				}
+				base[gi] = x
+				break
+			}
+		}
+	}
+	return base
+}
+
+// explain names the groups the outcome turns on, with the option values
+// that give key's outcome.
+func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good string, verb string) []string {
+	var words []string
+	for gi, g := range v.groups {
+		okWith := map[int]bool{}
+		matters := false
+		for _, vals := range tried {
+			o := outcome(vals)
+			if o == good {
+				okWith[vals[gi]] = true
+			}
+			for x := range optionValues {
+				if x == vals[gi] {
+					continue
+				}
+				alt := slices.Clone(vals)
+				alt[gi] = x
+				if ao := outcome(alt); ao != "" && ao != o {
+					matters = true
+				}
+			}
+		}
+		if !matters {
+			continue
+		}
+		one := len(g.idx) == 1
+		owner, verb := "they", verb
+		switch {
+		case g.tw && one:
+			owner = "its listener"
+		case g.tw:
+			owner = "their listener"
+		case one:
+			owner = "it"
+		}
+		had := "had"
+		if !g.tw {
+			had = map[bool]string{true: "has", false: "have"}[one]
+		}
+		if one {
+			verb = strings.Replace(verb, "allow ", "allows ", 1)
+			verb = strings.Replace(verb, "get ", "gets ", 1)
+		}
+		var cond string
+		switch {
+		case okWith[1] && okWith[3] && !okWith[0] && !okWith[2]:
+			cond = owner + " " + had + " SO_REUSEADDR"
+		case okWith[2] && okWith[3] && !okWith[0] && !okWith[1]:
+			cond = owner + " " + had + " SO_REUSEPORT"
+		case okWith[3] && !okWith[0] && !okWith[1] && !okWith[2]:
+			cond = owner + " " + had + " both SO_REUSEADDR and SO_REUSEPORT"
+		case okWith[0] && !okWith[1] && !okWith[2] && !okWith[3]:
+			cond = owner + " " + had + " neither SO_REUSEADDR nor SO_REUSEPORT"
+		case okWith[0] && okWith[2] && !okWith[1] && !okWith[3]:
+			cond = owner + " " + had + " no SO_REUSEADDR"
+		case okWith[0] && okWith[1] && !okWith[2] && !okWith[3]:
+			cond = owner + " " + had + " no SO_REUSEPORT"
+		default:
+			cond = "on the SO_REUSEADDR / SO_REUSEPORT of " + map[bool]string{true: "it", false: "them"}[one] + ", which could not be read"
+			words = append(words, fmt.Sprintf("%s: the answer depends %s", g.desc, cond))
+			continue
+		}
+		words = append(words, fmt.Sprintf("%s %s only if %s", g.desc, verb, cond))
+	}
+	if len(words) == 0 {
+		words = append(words, "the options of the sockets on this port could not be read")
+	}
+	return words
+}
+
+// BindAnswer is the answer to a bind question on a live table.
+type BindAnswer struct {
+	Answer Answer
+	// Result is the engine's result with the options as read (inferred
+	// where unread); Explain it for the reason.
+	Result engine.Result
+	// Unknowns name, in words, what the answer depends on (AnswerDepends).
+	Unknowns []string
+	// Inferred is set when some sockets on the port had unread options but
+	// every value they could have gives the same answer.
+	Inferred bool
+}
+
+// Bind answers a bind question. When sockets on the port have options that
+// were not read, the engine is asked under every value they could have;
+// if the answers differ, the answer is AnswerDepends.
+func (t *Table) Bind(r BindRequest) (BindAnswer, error) {
+	res, err := t.CheckBind(r)
+	if err != nil {
+		return BindAnswer{}, err
+	}
+	a := BindAnswer{Answer: AnswerOK, Result: res}
+	if res.Err != engine.OK {
+		a.Answer = AnswerFails
+	}
+	if r.Addr.Port() == 0 {
+		return a, nil // the port is the kernel's choice among all free ones
+	}
+	v := t.portView(r.Proto, r.Addr.Port())
+	if len(v.groups) == 0 {
+		return a, nil
+	}
+	eval := func(sub *Table) (string, error) {
+		res, err := sub.CheckBind(r)
+		if err != nil {
+			return "", err
+		}
+		if res.Err == engine.OK {
+			return string(AnswerOK), nil
+		}
+		return string(AnswerFails), nil
+	}
+	results, tried, err := v.vary(v.inferredValues(t), eval)
+	if err != nil {
+		return BindAnswer{}, err
+	}
+	a.Inferred = true
+	if distinct(results) == 1 {
+		for _, o := range results {
+			a.Answer = Answer(o) // equal to the inferred one: it is one of the values tried
+		}
+		return a, nil
+	}
+	a.Answer = AnswerDepends
+	a.Unknowns = v.explain(func(vals []int) string { return results[fmt.Sprint(vals)] }, tried, string(AnswerOK), "allow the bind")
+	return a, nil
+}
+
+// WhoAnswer is the answer to a delivery question on a live table.
+type WhoAnswer struct {
+	Answer   Answer // ok: a socket receives; fails: none does
+	Delivery engine.Delivery
+	Unknowns []string
+	Inferred bool
+}
+
+// Who answers which socket would receive a packet from src to dst, and
+// whether that depends on options that were not read.
+func (t *Table) WhoAnswer(proto engine.Proto, src, dst netip.AddrPort) (WhoAnswer, error) {
+	d := t.Who(proto, src, dst)
+	a := WhoAnswer{Answer: AnswerFails, Delivery: d}
+	if d.Verdict == engine.Deliver {
+		a.Answer = AnswerOK
+	}
+	v := t.portView(proto, dst.Port())
+	if len(v.groups) == 0 {
+		return a, nil
+	}
+	eval := func(sub *Table) (string, error) {
+		return deliveryKey(sub, sub.Who(proto, src, dst)), nil
+	}
+	results, tried, err := v.vary(v.inferredValues(t), eval)
+	if err != nil {
+		return WhoAnswer{}, err
+	}
+	a.Inferred = true
+	if distinct(results) == 1 {
+		return a, nil
+	}
+	a.Answer = AnswerDepends
+	good := deliveryKey(t, d)
+	a.Unknowns = v.explain(func(vals []int) string { return results[fmt.Sprint(vals)] }, tried, good, "get the packet as shown")
+	return a, nil
+}
+
+// deliveryKey identifies a delivery by its verdict and the live sockets
+// that may receive (the receiver and its group), so that tables loaded
+// with other option values compare.
+func deliveryKey(t *Table, d engine.Delivery) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", d.Verdict)
+	id := func(s *engine.Socket) string {
+		ls := t.Live(s)
+		if ls == nil {
+			return "?"
+		}
+		return fmt.Sprintf("%d/%s/%s/%s", ls.Inode, ls.Local, ls.Remote, ls.State)
+	}
+	if d.Socket != nil {
+		ids := []string{id(d.Socket)}
+		for _, g := range d.Group {
+			ids = append(ids, id(g))
+		}
+		slices.Sort(ids[1:])
+		b.WriteString(" " + strings.Join(ids, ","))
+	}
+	return b.String()
+}

@@ -1,0 +1,99 @@
+package inspect
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/live"
+)
+
+// twSnapshot: a server restarted over its own TIME-WAIT connection on
+// 127.0.0.1:7201, with the TIME-WAIT socket's options as given.
+func twSnapshot(opts *live.SockOpts) *live.Snapshot {
+	s := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
+		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: ap("127.0.0.1:7201"), Remote: ap("127.0.0.1:43772")},
+		},
+	}
+	if opts != nil {
+		s.Sockets[0].Opts, s.Sockets[0].OptsSource = opts, live.SourceKernel
+	}
+	return s
+}
+
+func bindAnswer(t *testing.T, snap *live.Snapshot, r BindRequest) BindAnswer {
+	t.Helper()
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tab.Bind(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestBindDependsOnTimeWait(t *testing.T) {
+	restart := BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:7201"), ReuseAddr: true}
+	// Read from the kernel: the answer is exact either way.
+	if a := bindAnswer(t, twSnapshot(&live.SockOpts{ReuseAddr: true}), restart); a.Answer != AnswerOK || a.Inferred {
+		t.Errorf("TIME-WAIT with SO_REUSEADDR: %+v, want ok", a)
+	}
+	if a := bindAnswer(t, twSnapshot(&live.SockOpts{}), restart); a.Answer != AnswerFails {
+		t.Errorf("TIME-WAIT without SO_REUSEADDR: %+v, want fails", a)
+	}
+	// Unknown: it depends, and the unknown is named.
+	a := bindAnswer(t, twSnapshot(nil), restart)
+	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 ||
+		!strings.Contains(a.Unknowns[0], "TIME-WAIT connection 127.0.0.1:7201 -> 127.0.0.1:43772 allows the bind only if its listener had SO_REUSEADDR") {
+		t.Errorf("unknown TIME-WAIT: %+v, want depends naming its listener's SO_REUSEADDR", a)
+	}
+	// Without SO_REUSEADDR on the new socket no value of the unknown helps.
+	plain := restart
+	plain.ReuseAddr = false
+	if a := bindAnswer(t, twSnapshot(nil), plain); a.Answer != AnswerFails || !a.Inferred {
+		t.Errorf("plain bind over unknown TIME-WAIT: %+v, want fails (inferred)", a)
+	}
+	// Another port is not concerned.
+	other := BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:7202")}
+	if a := bindAnswer(t, twSnapshot(nil), other); a.Answer != AnswerOK || a.Inferred {
+		t.Errorf("bind to another port: %+v, want ok", a)
+	}
+}
+
+func TestWhoDependsOnReuseport(t *testing.T) {
+	// Two UDP sockets on one address whose options are unknown: whether
+	// they form a reuseport group or the last bound takes all changes who
+	// receives.
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
+		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:5353"), Inode: 1},
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:5353"), Inode: 2},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tab.WhoAnswer(engine.UDP, ap("127.0.0.1:40000"), ap("127.0.0.1:5353"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Answer != AnswerDepends || len(a.Unknowns) == 0 {
+		t.Errorf("who with unknown sharers: %+v, want depends", a)
+	}
+	for i := range snap.Sockets {
+		snap.Sockets[i].Opts, snap.Sockets[i].OptsSource = &live.SockOpts{ReusePort: true}, live.SourceKernel
+	}
+	tab, _ = Load(snap)
+	a, _ = tab.WhoAnswer(engine.UDP, ap("127.0.0.1:40000"), ap("127.0.0.1:5353"))
+	if a.Answer != AnswerOK || len(a.Delivery.Group) != 2 {
+		t.Errorf("who with a known reuseport pair: %+v, want ok with a group of 2", a)
+	}
+}
