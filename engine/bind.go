@@ -72,6 +72,11 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	}
 	t := h.table(s.proto)
 	rule := ruleBound
+	cache := s.proto == TCP && h.prof.BindBucketCache
+	wasEmpty := true
+	if b := t.ports.get(port); b != nil && b.owners > 0 {
+		wasEmpty = false
+	}
 	if port == 0 {
 		p, ok := t.pickBindPort(s)
 		if !ok {
@@ -80,9 +85,18 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		}
 		s.local = ep(netip.AddrPortFrom(a, p))
 		rule = ruleBoundPort0
+		if b := t.ports.get(p); b != nil && b.owners > 0 {
+			wasEmpty = false
+		}
+	} else if cache && t.ports.get(port).fastPath(s, false) {
+		rule = ruleBoundFast
 	} else if other, e := t.conflict(s, attrsOf(s), a, port, modeExplicit); e != OK {
-		s.flags, s.local = old, endpoint{}
-		return failWith(e, h.conflictWhy(e, s, other), other)
+		if first, ok := t.udpFirstOwnerShares(s, port); ok && s.proto == UDP && h.prof.UDPFirstOwner {
+			rule = Rule(string(ruleBoundUDPFirst) + ": " + first.Name())
+		} else {
+			s.flags, s.local = old, endpoint{}
+			return failWith(e, h.conflictWhy(e, s, other), other)
+		}
 	}
 	s.flags |= fHasPort | fHasAddr
 	s.flags &^= fBoundAddr | fMappedAny
@@ -95,6 +109,9 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		s.flags |= fBoundPort
 	}
 	t.addOwner(s)
+	if cache {
+		t.ports.get(s.local.port).updateFast(s, wasEmpty, false)
+	}
 	if s.proto == UDP {
 		t.hashUDP(s)
 	}
@@ -181,18 +198,34 @@ func (h *Host) Listen(s *Socket) Result {
 		}
 		s.local = ep(netip.AddrPortFrom(s.local.Addr(), p))
 		s.flags |= fHasPort | fHasAddr
+		b := t.ports.get(p)
+		wasEmpty := b == nil || b.owners == 0
 		t.addOwner(s)
+		if h.prof.BindBucketCache {
+			t.ports.get(p).updateFast(s, wasEmpty, true)
+		}
 	} else {
-		t.removeOwner(s)
-		s.state = Listen
-		if h.prof.ListenRecheck {
+		// inet_csk_listen_start: the state is LISTEN, then get_port runs
+		// again with the socket still in its bucket.
+		cache := h.prof.BindBucketCache
+		fast := cache && t.ports.get(s.local.port).fastPath(s, true)
+		var failed Result
+		t.reown(s, func() {
+			s.state = Listen
+			if !h.prof.ListenRecheck || fast {
+				return
+			}
 			if other, e := t.conflict(s, attrsOf(s), s.local.Addr(), s.local.Port(), modeExplicit); e != OK {
 				s.state = Closed
-				t.addOwner(s)
-				return failWith(e, h.conflictWhy(e, s, other), other)
+				failed = failWith(e, h.conflictWhy(e, s, other), other)
 			}
+		})
+		if failed.Err != OK {
+			return failed
 		}
-		t.addOwner(s)
+		if cache {
+			t.ports.get(s.local.port).updateFast(s, false, true)
+		}
 	}
 	t.hashListener(s)
 	return Result{Rule: ruleListening, Local: s.local.AP()}

@@ -43,15 +43,18 @@ func (h *Host) Close(s *Socket) Result {
 	case Established:
 		now := h.net.now
 		t.unhashFlow(s)
-		t.removeOwner(s)
-		if p := s.peerSock(); p != nil && !p.Closed() {
-			s.state = FinWait2
+		p := s.peerSock()
+		t.reown(s, func() {
+			if p != nil && !p.Closed() {
+				s.state = FinWait2
+			} else {
+				s.state = TimeWait // an outside peer is assumed to close at once
+			}
+		})
+		if s.state == FinWait2 {
 			p.host().setState(p, CloseWait)
-		} else {
-			s.state = TimeWait // an outside peer is assumed to close at once
 		}
 		s.x().until = now + timeWaitLen
-		t.addOwner(s)
 		t.hashFlow(s)
 		t.tw = append(t.tw, s)
 	case SynSent:
@@ -95,11 +98,9 @@ func (h *Host) setState(s *Socket, st State) {
 		t.unhashFlow(s)
 	}
 	if s.flags&fHasPort != 0 {
-		t.removeOwner(s)
-	}
-	s.state = st
-	if s.flags&fHasPort != 0 {
-		t.addOwner(s)
+		t.reown(s, func() { s.state = st })
+	} else {
+		s.state = st
 	}
 	if flow {
 		t.hashFlow(s)

@@ -118,9 +118,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 			}
 			recycled = f
 		}
-		t.removeOwner(s)
-		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port()))
-		t.addOwner(s)
+		t.reown(s, func() { s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port())) })
 	} else {
 		port, tw, ok := t.connectPort(s, src, dst)
 		if !ok {
@@ -176,9 +174,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 
 func (h *Host) establish(s *Socket) {
 	t := h.tcp
-	t.removeOwner(s)
-	s.state = Established
-	t.addOwner(s)
+	t.reown(s, func() { s.state = Established })
 	t.hashFlow(s)
 	if s.flags&fConnectBind != 0 {
 		t.addDest(s)
@@ -189,23 +185,23 @@ func (h *Host) establish(s *Socket) {
 // and gives back a port that connect() chose (tcp_done → inet_put_port).
 func (h *Host) connectFailed(s *Socket) {
 	t := h.tcp
-	t.removeOwner(s)
-	s.state = Closed
-	if s.flags&fBoundPort == 0 {
+	reset := func() {
+		s.state = Closed
+		if s.flags&(fBoundAddr|fMappedAny) == 0 {
+			// inet_bhash2_reset_saddr: back on the wildcard, unless the
+			// bind set SOCK_BINDADDR_LOCK, as __inet6_bind does for
+			// ::ffff:0.0.0.0 (its type is mapped, not any): then the
+			// source the connect chose stays.
+			s.local = ep(netip.AddrPortFrom(anyAddr(s.fam), s.local.Port()))
+		}
+	}
+	if s.flags&fBoundPort != 0 {
+		t.reown(s, reset)
+	} else {
+		t.removeOwner(s)
 		s.flags &^= fHasPort | fConnectBind
 		s.local = ep(netip.AddrPortFrom(s.local.Addr(), 0))
-	}
-	if s.flags&fBoundAddr == 0 {
-		// inet_bhash2_reset_saddr: back on the wildcard it was bound to
-		// (::ffff:0.0.0.0 stays v4-mapped).
-		any := anyAddr(s.fam)
-		if s.flags&fMappedAny != 0 {
-			any = netip.AddrFrom16(netip.IPv4Unspecified().As16())
-		}
-		s.local = ep(netip.AddrPortFrom(any, s.local.Port()))
-	}
-	if s.flags&fHasPort != 0 {
-		t.addOwner(s)
+		reset()
 	}
 	s.remote = ep(netip.AddrPort{})
 }

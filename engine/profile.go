@@ -19,6 +19,13 @@ type Profile struct {
 	PrivilegedBelow  int  // ports below this need root; 0: none
 	ParityPorts      bool // bind(0) prefers odd, connect() even (Linux ≥ 4.6)
 	ListenRecheck    bool // listen() re-runs the bind-conflict check (Linux inet_csk_listen_start)
+	// BindBucketCache: TCP bind and listen take inet_csk_get_port's fast
+	// paths through the port's cached fastreuse / fastreuseport state
+	// (bucket.go).
+	BindBucketCache bool
+	// UDPFirstOwner: an explicit UDP bind is decided by the newest
+	// overlapping holder alone (udp_lib_lport_inuse).
+	UDPFirstOwner    bool
 	Options          []Option
 	Sources          []string // where the rules come from; the trace of an "os" step shows them
 	tcpRule, udpRule conflictRule
@@ -117,7 +124,7 @@ var Linux = register(&Profile{
 	Name: "linux", V6OnlyFromSysctl: true,
 	PortLow: 32768, PortHigh: 60999, // af_inet.c inet_init_net
 	PrivilegedBelow: 1024, // PROT_SOCK, net.ipv4.ip_unprivileged_port_start
-	ParityPorts:     true, ListenRecheck: true, Multicast: true,
+	ParityPorts:     true, ListenRecheck: true, Multicast: true, BindBucketCache: true, UDPFirstOwner: true,
 	Options: allOptions,
 	Sources: []string{"Linux v6.18 net/ipv4/inet_connection_sock.c inet_bind_conflict, inet_csk_get_port",
 		"net/ipv4/udp.c udp_lib_lport_inuse", "net/ipv4/inet_hashtables.c __inet_hash_connect, __inet_lookup_listener"},

@@ -378,6 +378,12 @@ func (h *Host) BindToDevice(s *Socket, name string) Result {
 	if r, ok := h.optCheck(s, SO_BINDTODEVICE); !ok {
 		return r
 	}
+	// sock_bindtoindex_locked: once a socket is bound to a device, a
+	// change (clearing included) needs CAP_NET_RAW. The caller is taken
+	// to be the socket's owner, root or not.
+	if s.device() != 0 && s.uid != 0 {
+		return fail(EPERM, ruleDeviceChangeNeedsRaw)
+	}
 	idx := int32(0)
 	if name != "" {
 		i := h.Iface(name)
@@ -452,8 +458,5 @@ func (h *Host) rekey(s *Socket, change func()) {
 		change()
 		return
 	}
-	t := h.table(s.proto)
-	t.removeOwner(s)
-	change()
-	t.addOwner(s)
+	h.table(s.proto).reown(s, change)
 }

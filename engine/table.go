@@ -88,7 +88,9 @@ type portBucket struct {
 	firstCls classes
 	byAddr   map[addrKey]*classes // further specific addresses
 	owners   int32
-	explicit int32 // holders whose port was not chosen by connect()
+	explicit int32      // holders whose port was not chosen by connect()
+	fast     BindBucket // TCP: Linux's bind-bucket cache (bucket.go)
+	order    []*Socket  // UDP: the holders in the order they bound, oldest first (udp_lib_lport_inuse's walk)
 }
 
 // addrClasses returns the classes of specific address k, creating them
@@ -276,6 +278,7 @@ type table struct {
 	rng         uint64
 	tw          []*Socket // TIME_WAIT and orphaned FIN_WAIT2 sockets
 	freeBuckets []*portBucket
+	moving      bool // reown is moving a holder: its place in portBucket.order stays
 }
 
 func newTable(h *Host, p Proto) *table {
@@ -318,6 +321,9 @@ func (t *table) addOwner(s *Socket) {
 		b.addrClasses(addrKey(s.local.a), true).add(a, s)
 	}
 	b.owners++
+	if t.proto == UDP && !t.moving {
+		b.order = append(b.order, s)
+	}
 	if s.flags&fConnectBind == 0 {
 		b.explicit++
 		t.explicit.set(port)
@@ -342,6 +348,14 @@ func (t *table) removeOwner(s *Socket) {
 		}
 	}
 	b.owners--
+	if t.proto == UDP && !t.moving {
+		for i, x := range b.order {
+			if x == s {
+				b.order = append(b.order[:i], b.order[i+1:]...)
+				break
+			}
+		}
+	}
 	if s.flags&fConnectBind == 0 {
 		// Since v6.18 a bucket whose explicit holders are all gone is
 		// connect()-shareable again ("tcp: Update bind bucket state on port
@@ -349,16 +363,68 @@ func (t *table) removeOwner(s *Socket) {
 		b.explicit--
 		if b.explicit == 0 {
 			t.explicit.clear(port)
+			b.fast = BindBucket{FastReuse: -1}
 		}
 	}
 	if b.owners == 0 {
 		t.ports.set(port, nil)
 		t.used.clear(port)
 		if len(t.freeBuckets) < 256 {
-			*b = portBucket{all: b.all[:0], firstCls: b.firstCls[:0]}
+			*b = portBucket{all: b.all[:0], firstCls: b.firstCls[:0], order: b.order[:0]}
 			t.freeBuckets = append(t.freeBuckets, b)
 		}
 	}
+}
+
+// reown moves s out of its port's classes and back in around change (a
+// new state, address or option), keeping the port's bind-bucket cache: the
+// kernel's bucket does not notice such changes, even when s is its only
+// holder and leaves it empty for a moment here.
+func (t *table) reown(s *Socket, change func()) {
+	port := s.local.Port()
+	var fast BindBucket
+	var order []*Socket
+	if b := t.ports.get(port); b != nil {
+		fast, order = b.fast, b.order
+	}
+	t.moving = true
+	t.removeOwner(s)
+	change()
+	t.addOwner(s)
+	t.moving = false
+	if b := t.ports.get(s.local.Port()); b != nil && s.local.Port() == port {
+		b.fast, b.order = fast, order
+	}
+}
+
+// udpFirstOwnerShares is the short-cut of udp_lib_lport_inuse (net/ipv4/
+// udp.c) for an explicit bind: the port's holders are walked newest first,
+// and the first whose address overlaps and which does not share by
+// SO_REUSEADDR on both decides alone: a SO_REUSEPORT sharer of the same
+// owner declares the port free without a look at the older holders.
+// (With more than ten sockets in the port's hash slot, a bind to a
+// specific address walks the address's own chain instead; not modelled.)
+func (t *table) udpFirstOwnerShares(s *Socket, port uint16) (*Socket, bool) {
+	b := t.ports.get(port)
+	if b == nil {
+		return nil, false
+	}
+	sa := attrsOf(s)
+	for i := len(b.order) - 1; i >= 0; i-- {
+		o := b.order[i]
+		if o == s || (o.ReuseAddr() && s.ReuseAddr()) {
+			continue
+		}
+		if d := o.device(); d != 0 && sa.dev != 0 && d != sa.dev {
+			continue
+		}
+		oc := o.local.category(o.V6Only())
+		if !overlaps[sa.cat][oc] || (!sa.cat.wildcard() && !oc.wildcard() && s.local.a != o.local.a) {
+			continue
+		}
+		return o, o.ReusePort() && s.ReusePort() && o.uid == s.uid
+	}
+	return nil, false
 }
 
 // mode is how strict a conflict check is (Linux inet_bind_conflict's relax
