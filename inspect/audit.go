@@ -23,17 +23,45 @@ var sevNames = []string{"info", "low", "medium", "high"}
 
 func (s Severity) String() string { return sevNames[s] }
 
-// ParseSeverity reads info|low|medium|high.
+// ParseSeverity reads info|low|medium|high, in any case.
 func ParseSeverity(s string) (Severity, error) {
 	for i, n := range sevNames {
-		if n == s {
+		if strings.EqualFold(n, s) {
 			return Severity(i), nil
 		}
 	}
 	return 0, fmt.Errorf("unknown severity %q (want info, low, medium or high)", s)
 }
 
-// Class is the reach of an address.
+// specialRanges are the special-purpose ranges (RFC 6890 and the IANA
+// registries) a listener's address may fall in, each with its class. An
+// address in none of them, and not loopback, link-local or private, is
+// "public". First match wins.
+var specialRanges = []struct {
+	prefix netip.Prefix
+	class  string
+}{
+	{netip.MustParsePrefix("100.64.0.0/10"), "cgnat"},            // RFC 6598 shared address space
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},     // RFC 5737 TEST-NET-1
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},  // RFC 5737 TEST-NET-2
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},   // RFC 5737 TEST-NET-3
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},    // RFC 3849
+	{netip.MustParsePrefix("3fff::/20"), "documentation"},        // RFC 9637
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},     // RFC 2544
+	{netip.MustParsePrefix("2001:2::/48"), "benchmarking"},       // RFC 5180
+	{netip.MustParsePrefix("fc00::/7"), "ula"},                   // RFC 4193
+	{netip.MustParsePrefix("192.0.0.0/24"), "special-purpose"},   // RFC 6890 IETF protocol assignments
+	{netip.MustParsePrefix("192.88.99.0/24"), "special-purpose"}, // RFC 7526 deprecated 6to4 relay anycast
+	{netip.MustParsePrefix("0.0.0.0/8"), "special-purpose"},      // RFC 1122 "this network"
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},           // RFC 1112 reserved for future use
+	{netip.MustParsePrefix("100::/64"), "special-purpose"},       // RFC 6666 discard-only
+	{netip.MustParsePrefix("2001::/23"), "special-purpose"},      // RFC 2928 IETF protocol assignments
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "special-purpose"}, // RFC 8215 local-use NAT64
+}
+
+// Class is the reach of an address: loopback, link-local, private,
+// cgnat, ula, documentation, benchmarking, special-purpose, reserved,
+// multicast or public.
 func Class(a netip.Addr) string {
 	a = a.Unmap()
 	switch {
@@ -41,21 +69,32 @@ func Class(a netip.Addr) string {
 		return "loopback"
 	case a.IsLinkLocalUnicast():
 		return "link-local"
-	case a.Is4() && netip.MustParsePrefix("100.64.0.0/10").Contains(a):
-		return "cgnat"
-	case a.Is6() && netip.MustParsePrefix("fc00::/7").Contains(a):
-		return "ula"
-	case a.IsPrivate():
+	case a.IsMulticast():
+		return "multicast"
+	case a.IsPrivate() && a.Is4():
 		return "private"
+	}
+	for _, r := range specialRanges {
+		if r.prefix.Contains(a) {
+			return r.class
+		}
 	}
 	return "public"
 }
 
-var classSeverity = map[string]Severity{"loopback": Info, "link-local": Low, "private": Medium, "cgnat": Medium, "ula": Medium, "public": High}
+// Documentation, benchmarking and other special-purpose addresses are not
+// routed on the Internet, so they rank with private ones: whoever routes
+// them to this host reaches the listener.
+var classSeverity = map[string]Severity{"loopback": Info, "link-local": Low, "private": Medium, "cgnat": Medium,
+	"ula": Medium, "documentation": Medium, "benchmarking": Medium, "special-purpose": Medium, "reserved": Medium,
+	"multicast": Medium, "public": High}
 
 // Exposure is one listener and the concrete addresses it accepts on.
 type Exposure struct {
-	Socket   *engine.Socket
+	Socket *engine.Socket
+	// Group is every member when Socket leads a SO_REUSEPORT group (one
+	// finding for the group), else nil.
+	Group    []*engine.Socket
 	Accepts  []netip.Addr
 	Classes  []string
 	Severity Severity
@@ -76,7 +115,11 @@ func (t *Table) Audit() []Exposure {
 		}
 	}
 	var out []Exposure
+	grouped := map[*engine.Socket]bool{}
 	for _, s := range t.Host.Sockets() {
+		if grouped[s] {
+			continue // reported with its SO_REUSEPORT group
+		}
 		isListener := (s.Proto() == engine.TCP && s.State() == engine.Listen) ||
 			(s.Proto() == engine.UDP && s.State() == engine.Closed && s.Local().Port() != 0)
 		if !isListener {
@@ -89,6 +132,12 @@ func (t *Table) Audit() []Exposure {
 			d := t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN})
 			if d.Socket != s && !contains(d.Group, s) {
 				continue
+			}
+			if len(d.Group) > 1 && e.Group == nil {
+				e.Group = d.Group
+				for _, g := range d.Group {
+					grouped[g] = true
+				}
 			}
 			e.Accepts = append(e.Accepts, a)
 			c := Class(a)
@@ -130,9 +179,19 @@ func describe(s *engine.Socket, e Exposure) (string, string) {
 			parts[i] = a.String() + " (" + Class(a) + ")"
 		}
 		what := fmt.Sprintf("%s %s accepts on %s", s.Proto(), local, strings.Join(parts, ", "))
-		fix := "bind 127.0.0.1 (or ::1) if only local clients need it"
+		if len(e.Group) > 1 {
+			what = fmt.Sprintf("%s (a SO_REUSEPORT group of %d sockets)", what, len(e.Group))
+		}
+		loop := "127.0.0.1"
+		switch {
+		case dual:
+			loop = "127.0.0.1 or [::1]"
+		case s.Family() == engine.Inet6:
+			loop = "[::1]"
+		}
+		fix := "bind " + loop + " if only local clients need it"
 		if wild {
-			fix = "bind a specific address instead of the wildcard, e.g. 127.0.0.1 or the private address clients use"
+			fix = "bind a specific address instead of the wildcard, e.g. " + loop + " or the private address clients use"
 		}
 		if dual {
 			what += "; [::] is dual-stack, so IPv4 clients reach it too"

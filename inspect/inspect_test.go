@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/socktab/socktab/engine"
@@ -47,7 +48,11 @@ func snapshot() *live.Snapshot {
 func TestClass(t *testing.T) {
 	for a, want := range map[string]string{"127.0.0.2": "loopback", "::1": "loopback", "169.254.1.1": "link-local",
 		"fe80::1": "link-local", "10.0.0.1": "private", "192.168.1.1": "private", "100.64.0.1": "cgnat",
-		"fd00::1": "ula", "8.8.8.8": "public", "2001:db8::1": "public", "::ffff:10.0.0.1": "private"} {
+		"fd00::1": "ula", "8.8.8.8": "public", "2606:4700::1": "public", "::ffff:10.0.0.1": "private",
+		"192.0.2.1": "documentation", "198.51.100.7": "documentation", "203.0.113.5": "documentation",
+		"2001:db8::1": "documentation", "3fff::1": "documentation", "198.18.0.1": "benchmarking",
+		"2001:2::1": "benchmarking", "240.0.0.1": "reserved", "192.0.0.9": "special-purpose",
+		"100::1": "special-purpose", "224.0.0.251": "multicast", "::ffff:203.0.113.9": "documentation"} {
 		if got := Class(netip.MustParseAddr(a)); got != want {
 			t.Errorf("Class(%s) = %s, want %s", a, got, want)
 		}
@@ -108,8 +113,8 @@ func TestAuditExpandsWildcards(t *testing.T) {
 		got[tab.Live(e.Socket).Inode] = e
 	}
 	wild := got[1]
-	if wild.Severity != High || len(wild.Accepts) == 0 {
-		t.Fatalf("0.0.0.0:80 must be high: %+v", wild)
+	if wild.Severity != Medium || len(wild.Accepts) == 0 {
+		t.Fatalf("0.0.0.0:80 must be medium (documentation and private addresses): %+v", wild)
 	}
 	for _, a := range wild.Accepts {
 		if a == netip.MustParseAddr("10.1.2.3") {
@@ -132,8 +137,14 @@ func TestAuditExpandsWildcards(t *testing.T) {
 			t.Errorf("v6-only [::]:8443 must not accept IPv4: %v", got[4].Accepts)
 		}
 	}
-	if got[5].Severity != Info && got[6].Severity != Info {
-		t.Errorf("loopback listeners are info")
+	if got[5].Severity != Info || len(got[5].Group) != 2 {
+		t.Errorf("the loopback SO_REUSEPORT pair is one info finding with its group of 2: %+v", got[5])
+	}
+	if _, ok := got[6]; ok {
+		t.Errorf("the second member of a SO_REUSEPORT group must not be a finding of its own")
+	}
+	if want := "[::1]"; !strings.Contains(got[4].Fix, want) || strings.Contains(got[4].Fix, "127.0.0.1") {
+		t.Errorf("the fix for the IPv6-only [::]:8443 should suggest %s, not IPv4: %q", want, got[4].Fix)
 	}
 	if got[9].Severity != Medium {
 		t.Errorf("UDP on a private address is medium: %+v", got[9])

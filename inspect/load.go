@@ -11,6 +11,7 @@ import (
 
 	"github.com/socktab/socktab/engine"
 	"github.com/socktab/socktab/live"
+	"github.com/socktab/socktab/report"
 )
 
 // Table is one namespace's live sockets loaded into an engine host.
@@ -174,7 +175,7 @@ func label(ns string) string {
 func Name(ls *live.Socket) string {
 	if len(ls.Processes) > 0 {
 		p := ls.Processes[0]
-		n := fmt.Sprintf("%s(%d)", p.Command, p.PID)
+		n := fmt.Sprintf("%s(%d)", report.Escape(p.Command), p.PID)
 		if len(ls.Processes) > 1 {
 			n += fmt.Sprintf("+%d", len(ls.Processes)-1)
 		}
@@ -184,10 +185,14 @@ func Name(ls *live.Socket) string {
 }
 
 // Owners describes who holds a socket: "nginx (pid 812)", or its uid and
-// inode when the owners were not read.
+// inode when the owners were not read. Process names are escaped for a
+// terminal (report.Escape).
 func Owners(ls *live.Socket) string {
 	if ls == nil {
 		return "?"
+	}
+	if len(ls.Processes) == 0 && ls.Inode == 0 {
+		return "no process (a " + ls.State + " entry has no owner)"
 	}
 	if len(ls.Processes) == 0 {
 		return fmt.Sprintf("uid %d, inode %d", ls.UID, ls.Inode)
@@ -197,7 +202,7 @@ func Owners(ls *live.Socket) string {
 		if i > 0 {
 			out += ", "
 		}
-		out += fmt.Sprintf("%s (pid %d)", p.Command, p.PID)
+		out += fmt.Sprintf("%s (pid %d)", report.Escape(p.Command), p.PID)
 	}
 	return out
 }

@@ -77,7 +77,11 @@ func (t *Table) Explain(r BindRequest, res engine.Result) string {
 	case o.State() == engine.Listen:
 		return fmt.Sprintf("%s is listening (%s): %s", holder, who, res.Rule)
 	}
-	return fmt.Sprintf("%s %s (%s): %s", holder, o.State(), who, res.Rule)
+	state := o.State().String()
+	if ls := t.Live(o); ls != nil {
+		state = ls.State // ss's names: an unconnected UDP socket is UNCONN
+	}
+	return fmt.Sprintf("%s %s (%s): %s", holder, state, who, res.Rule)
 }
 
 func fmtAP(ap netip.AddrPort) string {

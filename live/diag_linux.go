@@ -25,10 +25,12 @@ const (
 	nlaTypeMask      = 0x3fff // ~(NLA_F_NESTED|NLA_F_NET_BYTEORDER)
 
 	unixDiagName  = 0
+	unixDiagPeer  = 2
 	unixDiagRQLen = 4
 	unixDiagUID   = 7
 
 	udiagShowName  = 0x01
+	udiagShowPeer  = 0x04
 	udiagShowRQLen = 0x10
 	udiagShowUID   = 0x40
 
@@ -85,7 +87,7 @@ func unixDiagReq(states uint32) []byte {
 	b := make([]byte, sizeofUnixDiagReq)
 	b[0] = unix.AF_UNIX
 	binary.NativeEndian.PutUint32(b[4:], states)
-	binary.NativeEndian.PutUint32(b[12:], udiagShowName|udiagShowRQLen|udiagShowUID)
+	binary.NativeEndian.PutUint32(b[12:], udiagShowName|udiagShowPeer|udiagShowRQLen|udiagShowUID)
 	binary.NativeEndian.PutUint32(b[16:], ^uint32(0))
 	binary.NativeEndian.PutUint32(b[20:], ^uint32(0))
 	return b
@@ -270,6 +272,10 @@ func parseUnix(p *parser, b []byte) {
 		switch typ {
 		case unixDiagName:
 			s.Path = unixName(&p.strs, v)
+		case unixDiagPeer:
+			if len(v) >= 4 {
+				s.PeerInode = uint64(binary.NativeEndian.Uint32(v))
+			}
 		case unixDiagRQLen:
 			if len(v) >= 8 {
 				s.RecvQ = binary.NativeEndian.Uint32(v)

@@ -109,7 +109,7 @@ func TestRequestLayout(t *testing.T) {
 	}
 	u := unixDiagReq(1 << TCPListen)
 	if len(u) != 24 || u[0] != unix.AF_UNIX || binary.NativeEndian.Uint32(u[4:]) != 1<<10 ||
-		binary.NativeEndian.Uint32(u[12:]) != udiagShowName|udiagShowRQLen|udiagShowUID {
+		binary.NativeEndian.Uint32(u[12:]) != udiagShowName|udiagShowPeer|udiagShowRQLen|udiagShowUID {
 		t.Errorf("unix_diag_req = % x", u)
 	}
 }

@@ -11,6 +11,8 @@ type Process struct {
 	PID     int    `json:"pid"`
 	Command string `json:"command"` // /proc/PID/comm
 	FD      int    `json:"fd"`      // the process's first descriptor of the socket
+	// FDs are the process's descriptor numbers that refer to the socket.
+	FDs []int `json:"fds,omitempty"`
 }
 
 // Socket is one kernel socket, as read from sock_diag or /proc/net.
@@ -33,6 +35,9 @@ type Socket struct {
 	Path string `json:"path,omitempty"`
 	// UnixType is "stream", "dgram" or "seqpacket" for unix sockets.
 	UnixType string `json:"unix_type,omitempty"`
+	// PeerInode is the inode of a connected unix socket's peer (0: none or
+	// not read; netlink only).
+	PeerInode uint64 `json:"peer_inode,omitempty"`
 	// V6Only is IPV6_V6ONLY of an AF_INET6 socket. The kernel reports it for
 	// LISTEN and unconnected (CLOSE/UNCONN) sockets only; it is nil when
 	// unknown (other states, AF_INET, unix, or the /proc fallback). The

@@ -352,7 +352,7 @@ func TestNetns(t *testing.T) {
 				}
 				continue
 			}
-			if len(s.Processes) != 1 || s.Processes[0].PID != self.PID || s.Processes[0].Command != self.Command || s.Processes[0].FD < 3 {
+			if len(s.Processes) != 1 || s.Processes[0].PID != self.PID || s.Processes[0].Command != self.Command || s.Processes[0].FD < 3 || len(s.Processes[0].FDs) != 1 {
 				t.Errorf("owners of %s = %v, want [%v]", key(s, false), s.Processes, self)
 			}
 		}
@@ -451,3 +451,30 @@ func TestReadOwnNamespace(t *testing.T) {
 // notBoundOnly drops the bound-but-inactive TCP socket, which /proc/net
 // does not list.
 func notBoundOnly(s Socket) bool { return !(s.Proto == "tcp" && s.State == "CLOSE") }
+
+// TestUnixPeerInode: a connected unix pair reports each other's inode.
+func TestUnixPeerInode(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	var st [2]unix.Stat_t
+	for i := range fds {
+		if err := unix.Fstat(fds[i], &st[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn, err := Read(Options{Unix: true, SocketsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := map[uint64]uint64{}
+	for _, s := range sn.Sockets {
+		peers[s.Inode] = s.PeerInode
+	}
+	if peers[st[0].Ino] != st[1].Ino || peers[st[1].Ino] != st[0].Ino {
+		t.Errorf("peer inodes: %d -> %d, %d -> %d; want each other's", st[0].Ino, peers[st[0].Ino], st[1].Ino, peers[st[1].Ino])
+	}
+}

@@ -110,16 +110,22 @@ func walkOwners(procRoot string, want map[uint64][]Process) (denied int, err err
 			}
 			fdn, _ := strconv.Atoi(fd)
 			if len(holders) > 0 && holders[len(holders)-1].PID == pid {
-				// Same process, another fd: keep the lowest.
-				holders[len(holders)-1].FD = min(holders[len(holders)-1].FD, fdn)
+				h := &holders[len(holders)-1] // same process, another fd: FD keeps the lowest
+				h.FD = min(h.FD, fdn)
+				h.FDs = append(h.FDs, fdn)
 				continue
 			}
 			if comm == "" {
 				comm = readComm(procRoot, pid)
 			}
-			want[ino] = append(holders, Process{PID: pid, Command: comm, FD: fdn})
+			want[ino] = append(holders, Process{PID: pid, Command: comm, FD: fdn, FDs: []int{fdn}})
 		}
 		fdDir.Close()
+	}
+	for _, holders := range want {
+		for _, h := range holders {
+			slices.Sort(h.FDs) // directory order is not numeric order everywhere
+		}
 	}
 	return denied, nil
 }

@@ -34,17 +34,17 @@ func TestReadRecordedProcRoot(t *testing.T) {
 			owners[s.Inode] = s.Processes
 		}
 	}
-	// 18622 is held by 4242 (fds 3 and 9, listed once with the lowest) and 4243; 17283 by
-	// 4242; 4250's socket:[99999] is not in the tables.
+	// 18622 is held by 4242 (fds 3 and 9, one entry, FD the lowest) and
+	// 4243; 17283 by 4242; 4250's socket:[99999] is not in the tables.
 	want := map[uint64][]Process{
-		18622: {{4242, "nginx", 3}, {4243, "nginx", 7}},
-		17283: {{4242, "nginx", 4}},
+		18622: {{4242, "nginx", 3, []int{3, 9}}, {4243, "nginx", 7, []int{7}}},
+		17283: {{4242, "nginx", 4, []int{4}}},
 	}
 	if len(owners) != len(want) {
 		t.Errorf("owners = %v, want %v", owners, want)
 	}
 	for ino, w := range want {
-		if !slices.Equal(owners[ino], w) {
+		if !slices.EqualFunc(owners[ino], w, sameProcess) {
 			t.Errorf("owners of %d = %v, want %v", ino, owners[ino], w)
 		}
 	}
@@ -62,4 +62,8 @@ func TestReadRecordedProcRoot(t *testing.T) {
 	if len(sn.Sockets) != 4 {
 		t.Errorf("%d unconnected UDP sockets, want 4", len(sn.Sockets))
 	}
+}
+
+func sameProcess(a, b Process) bool {
+	return a.PID == b.PID && a.Command == b.Command && slices.Equal(a.FDs, b.FDs)
 }

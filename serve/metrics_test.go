@@ -63,12 +63,13 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`socktab_sockets{family="inet",netns="blue",proto="tcp",state="ESTAB"} 10`,
 		`socktab_sockets{family="unix",netns="",proto="unix",state="LISTEN"} 1`,
-		// The wildcard reaches the public address; 10.1.2.3 belongs to the specific listener.
-		`socktab_listener{classes="loopback+public",local="0.0.0.0:80",netns="",proto="tcp",severity="high"} 1`,
-		`socktab_listener{classes="loopback+public+private+link-local",local="[::]:443",netns="blue",proto="tcp",severity="high"} 1`,
+		// The wildcard reaches the documentation address (RFC 5737, ranked
+		// like private); 10.1.2.3 belongs to the specific listener.
+		`socktab_listener{classes="loopback+documentation",local="0.0.0.0:80",netns="",proto="tcp",severity="medium"} 1`,
+		`socktab_listener{classes="loopback+documentation+private+link-local",local="[::]:443",netns="blue",proto="tcp",severity="medium"} 1`,
 		`socktab_listener_accepting_addresses{local="0.0.0.0:80",netns="",proto="tcp"} 2`,
 		`socktab_listeners_omitted{netns=""} 2`,
-		`socktab_audit_findings{netns="",severity="medium"} 2`,
+		`socktab_audit_findings{netns="",severity="medium"} 4`,
 		`socktab_audit_findings{netns="",severity="info"} 1`,
 		`socktab_ephemeral_ports_used{dst="198.51.100.9:443",netns="",proto="tcp",src="203.0.113.5"} 9`,
 		`socktab_ephemeral_ports_time_wait{dst="198.51.100.9:443",netns="",proto="tcp",src="203.0.113.5"} 1`,

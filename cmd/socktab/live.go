@@ -2,14 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/socktab/socktab/inspect"
-	"github.com/socktab/socktab/listing"
 	"github.com/socktab/socktab/live"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 // liveFlags are shared by every command that reads the machine.
@@ -24,10 +27,13 @@ type liveFlags struct {
 func (f *liveFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.netns, "netns", "", "read the network namespace NAME (under /run/netns)")
 	c.Flags().IntVar(&f.netnsPID, "netns-pid", 0, "read the network namespace of process PID")
-	c.Flags().BoolVar(&f.allNetns, "all-netns", false, "read every network namespace in use")
+	c.Flags().BoolVar(&f.allNetns, "all-netns", false, "read every network namespace in use (named, Docker's, containerd's, every process's)")
 	c.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	c.Flags().StringVar(&f.optsSource, "options-source", "", "how socket options are read: auto, bpf, fd or none (default $SOCKTAB_OPTIONS, else auto)")
 	c.Flags().MarkHidden("options-source")
+	c.RegisterFlagCompletionFunc("netns", completeNetns)
+	c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	c.RegisterFlagCompletionFunc("netns-pid", cobra.NoFileCompletions)
 }
 
 // optionsMode is how bind, who and --options read socket options: the
@@ -47,6 +53,43 @@ func (f *liveFlags) optionsMode() (string, error) {
 		return live.OptsNone, nil
 	}
 	return "", fmt.Errorf("options source %q (--options-source or SOCKTAB_OPTIONS): want auto, bpf, fd or none", m)
+}
+
+// completeNetns offers the names under /run/netns.
+func completeNetns(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	ents, _ := os.ReadDir(live.NetnsDir)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// netnsMode tells whether namespaces were chosen explicitly.
+func (f *liveFlags) netnsMode() bool { return f.netns != "" || f.netnsPID != 0 || f.allNetns }
+
+// check validates the shared flags before anything is read.
+func (f *liveFlags) check() error {
+	if f.output != "text" && f.output != "json" {
+		return usageErr(fmt.Errorf("--output %q: want text or json", f.output))
+	}
+	var set []string
+	if f.netns != "" {
+		set = append(set, "--netns")
+	}
+	if f.netnsPID != 0 {
+		set = append(set, "--netns-pid")
+	}
+	if f.allNetns {
+		set = append(set, "--all-netns")
+	}
+	if len(set) > 1 {
+		return usageErr(fmt.Errorf("%s cannot be combined: choose one namespace, a process's namespace, or all", strings.Join(set, " and ")))
+	}
+	if f.netnsPID < 0 {
+		return usageErr(fmt.Errorf("--netns-pid %d: want a process id", f.netnsPID))
+	}
+	return nil
 }
 
 // read takes snapshots of the chosen namespaces and loads each into the
@@ -70,12 +113,12 @@ func (f *liveFlags) read(opts live.Options, stderr io.Writer) ([]*inspect.Table,
 // snapshots reads the chosen namespaces without loading them (ls needs no
 // rules, only the list).
 func (f *liveFlags) snapshots(opts live.Options, stderr io.Writer) ([]*live.Snapshot, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, fmt.Errorf("--output %q: want text or json", f.output)
+	if err := f.check(); err != nil {
+		return nil, err
 	}
 	var snaps []*live.Snapshot
 	var err error
-	if f.netns != "" || f.netnsPID != 0 || f.allNetns {
+	if f.netnsMode() {
 		snaps, err = live.ReadNetns(live.NetnsTarget{Name: f.netns, PID: f.netnsPID, All: f.allNetns}, opts)
 	} else {
 		var s *live.Snapshot
@@ -83,31 +126,75 @@ func (f *liveFlags) snapshots(opts live.Options, stderr io.Writer) ([]*live.Snap
 		snaps = []*live.Snapshot{s}
 	}
 	if err != nil {
-		return nil, err
+		return nil, f.explain(err)
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(stderr, "socktab: not root: other users' process owners and other namespaces may be missing")
-	}
+	printNotes(stderr, snaps)
+	return snaps, nil
+}
+
+// printNotes says what could not be read, each note once: a note every
+// namespace shares is printed without a label. Nothing is said when nothing
+// was missing.
+func printNotes(stderr io.Writer, snaps []*live.Snapshot) {
+	count := map[string]int{}
 	for _, s := range snaps {
+		seen := map[string]bool{}
 		for _, m := range s.Missing {
-			fmt.Fprintf(stderr, "socktab: %s%s\n", nsPrefix(s.Netns), m)
+			if !seen[m] {
+				seen[m] = true
+				count[m]++
+			}
 		}
 	}
-	return snaps, nil
+	printed := map[string]bool{}
+	for _, s := range snaps {
+		for _, m := range s.Missing {
+			switch {
+			case count[m] == len(snaps) && len(snaps) > 1:
+				if !printed[m] {
+					fmt.Fprintf(stderr, "socktab: %s\n", m)
+				}
+				printed[m] = true
+			case !printed[s.Netns+"\x00"+m]:
+				printed[s.Netns+"\x00"+m] = true
+				fmt.Fprintf(stderr, "socktab: %s%s\n", nsPrefix(s.Netns), m)
+			}
+		}
+	}
+}
+
+// explain turns a failure to reach a namespace into a message naming the
+// flag, the file and what is needed.
+func (f *liveFlags) explain(err error) error {
+	what := "reading sockets"
+	switch {
+	case f.netns != "":
+		what = fmt.Sprintf("--netns %s (%s/%s)", f.netns, live.NetnsDir, f.netns)
+	case f.netnsPID != 0:
+		what = fmt.Sprintf("--netns-pid %d (/proc/%d/ns/net)", f.netnsPID, f.netnsPID)
+	case f.allNetns:
+		what = "--all-netns"
+	}
+	msg := strings.TrimPrefix(err.Error(), "live: ")
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && f.netns != "":
+		return fmt.Errorf("%s: no such namespace (ip netns list shows the names)", what)
+	case errors.Is(err, fs.ErrNotExist) && f.netnsPID != 0:
+		return fmt.Errorf("%s: no such process", what)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%s: permission denied: entering another network namespace needs root (CAP_SYS_ADMIN): %s", what, msg)
+	case errors.Is(err, unix.EINVAL) && f.netns != "":
+		return fmt.Errorf("%s: not a network namespace file", what)
+	}
+	return fmt.Errorf("%s: %s", what, msg)
 }
 
 func nsPrefix(ns string) string {
 	if ns == "" {
 		return ""
 	}
-	return "[" + ns + "] "
+	return "[" + escape(ns) + "] "
 }
-
-// jsonSocket is the stable -o json schema of a socket (package listing,
-// shared with memnet and the exporter).
-type jsonSocket = listing.Socket
-
-func toJSON(s *live.Socket) jsonSocket { return listing.FromLive(s) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

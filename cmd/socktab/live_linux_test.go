@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socktab/socktab/report"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,17 +136,9 @@ func (f *netnsFixture) kernelBind(fam int, addr unix.Sockaddr) error {
 func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	root := newRoot()
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	err := root.Execute()
-	code := 0
-	var ee exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	} else if err != nil {
-		t.Fatalf("socktab %v: %v (stderr %s)", args, err, errb.String())
+	code := run(args, strings.NewReader(""), &out, &errb)
+	if code == 2 {
+		t.Fatalf("socktab %v: exit 2 (stderr %s)", args, errb.String())
 	}
 	return out.String(), code
 }
@@ -154,7 +147,7 @@ func TestLsListsExactlyThePlantedListeners(t *testing.T) {
 	f := newNetns(t)
 	f.plant()
 	out, _ := runCLI(t, "ls", "-l", "-t", "-u", "--netns", f.name, "-o", "json")
-	var got []jsonSocket
+	var got []report.Socket
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -164,7 +157,7 @@ func TestLsListsExactlyThePlantedListeners(t *testing.T) {
 		if s.V6Only != nil {
 			v = fmt.Sprint(*s.V6Only)
 		}
-		lines = append(lines, fmt.Sprintf("%s %s %s %s v6only=%s remote=%v", s.Proto, s.Family, s.State, s.Local, v, s.Remote != nil))
+		lines = append(lines, fmt.Sprintf("%s %s %s %s v6only=%s remote=%v", s.Proto, s.Family, s.State, *s.Local, v, s.Remote != nil))
 	}
 	want := []string{
 		"tcp inet LISTEN 0.0.0.0:8080 v6only=null remote=false",
@@ -242,22 +235,26 @@ func TestWhoAgreesWithTheKernel(t *testing.T) {
 func TestAuditReportsPlantedExposure(t *testing.T) {
 	f := newNetns(t)
 	f.plant()
-	out, code := runCLI(t, "audit", "--netns", f.name, "--fail-on", "high", "-o", "json")
-	if code != 1 {
-		t.Errorf("--fail-on high should exit 1 with a public listener, got %d", code)
+	if _, code := runCLI(t, "audit", "--netns", f.name, "--fail-on", "HIGH"); code != 0 {
+		t.Errorf("--fail-on HIGH should exit 0: no listener accepts on a public address, got %d", code)
 	}
-	var got []auditJSON
+	out, code := runCLI(t, "audit", "--netns", f.name, "--fail-on", "medium", "-o", "json")
+	if code != 1 {
+		t.Errorf("--fail-on medium should exit 1 with a listener on a documentation address, got %d", code)
+	}
+	var got []report.Finding
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
 	sev := map[string]string{}
 	for _, e := range got {
-		sev[e.Socket.Local] = e.Severity + " " + strings.Join(e.Accepts, ",")
+		sev[*e.Socket.Local] = e.Severity + " " + strings.Join(e.Accepts, ",") + " " + strings.Join(e.Classes, ",")
 	}
-	if !strings.HasPrefix(sev["0.0.0.0:8080"], "high") || !strings.Contains(sev["0.0.0.0:8080"], "203.0.113.5") {
-		t.Errorf("0.0.0.0:8080 should be high on 203.0.113.5: %q", sev["0.0.0.0:8080"])
+	if !strings.HasPrefix(sev["0.0.0.0:8080"], "medium") || !strings.Contains(sev["0.0.0.0:8080"], "203.0.113.5") ||
+		!strings.Contains(sev["0.0.0.0:8080"], "documentation") {
+		t.Errorf("0.0.0.0:8080 should be medium on 203.0.113.5 (documentation): %q", sev["0.0.0.0:8080"])
 	}
-	if sev["127.0.0.1:9090"] != "info 127.0.0.1" {
+	if sev["127.0.0.1:9090"] != "info 127.0.0.1 loopback" {
 		t.Errorf("127.0.0.1:9090 should be loopback-only info: %q", sev["127.0.0.1:9090"])
 	}
 	if !strings.HasPrefix(sev["192.168.77.5:5353"], "medium") {
@@ -295,8 +292,8 @@ func TestLsMatchesSS(t *testing.T) {
 		var out []string
 		for _, l := range lines {
 			fs := strings.Fields(l)
-			if len(fs) > 0 && strings.HasPrefix(fs[0], "[socktab-") {
-				fs = fs[1:] // the namespace label of ls
+			if len(fs) > 0 && (strings.HasPrefix(fs[0], "socktab-") || fs[0] == "Netns") {
+				fs = fs[1:] // the namespace column of ls
 			}
 			if len(fs) < 6 || fs[1] == "State" {
 				continue

@@ -10,6 +10,7 @@ import (
 	"github.com/socktab/socktab/engine"
 	"github.com/socktab/socktab/inspect"
 	"github.com/socktab/socktab/live"
+	"github.com/socktab/socktab/report"
 )
 
 // runOverview is `socktab` with no arguments: listeners with their
@@ -20,7 +21,19 @@ func runOverview(w, stderr io.Writer, f liveFlags) error {
 		return err
 	}
 	if f.output == "json" {
-		return fmt.Errorf("the overview is text only; use ls, audit or ports with -o json")
+		outs := []report.Overview{}
+		for _, t := range tabs {
+			conns := connectionsPerListener(t)
+			o := report.Overview{Netns: t.Snap.Netns, Listeners: []report.Listener{}, Ports: portsOf(t)}
+			for _, e := range t.Audit() {
+				if ls := t.Live(e.Socket); ls != nil {
+					o.Listeners = append(o.Listeners, report.Listener{Socket: report.FromLive(ls, true),
+						Classes: append([]string{}, e.Classes...), Severity: e.Severity.String(), Connections: conns[e.Socket]})
+				}
+			}
+			outs = append(outs, o)
+		}
+		return writeJSON(w, outs)
 	}
 	for _, t := range tabs {
 		conns := connectionsPerListener(t)

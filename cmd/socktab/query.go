@@ -9,6 +9,7 @@ import (
 	"github.com/socktab/socktab/engine"
 	"github.com/socktab/socktab/inspect"
 	"github.com/socktab/socktab/live"
+	"github.com/socktab/socktab/report"
 	"github.com/spf13/cobra"
 )
 
@@ -19,15 +20,23 @@ func parseProto(s string) (engine.Proto, error) {
 	case "udp":
 		return engine.UDP, nil
 	}
-	return 0, fmt.Errorf("protocol %q: want tcp or udp", s)
+	return 0, usageErr(fmt.Errorf("protocol %q: want tcp or udp", s))
 }
 
 func parseEndpoint(what, s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		return ap, fmt.Errorf("%s %q: want ADDR:PORT or [ADDR]:PORT", what, s)
+		return ap, usageErr(fmt.Errorf("%s %q: want ADDR:PORT or [ADDR]:PORT", what, s))
 	}
 	return ap, nil
+}
+
+// completeProto completes the protocol argument of who and bind.
+func completeProto(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return []string{"tcp", "udp"}, cobra.ShellCompDirectiveNoFileComp
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
 }
 
 func newWhoCmd() *cobra.Command {
@@ -36,7 +45,19 @@ func newWhoCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "who tcp|udp DST [--from SRC]",
 		Short: "Which live socket would receive a packet to DST, and why",
-		Args:  cobra.ExactArgs(2),
+		Long: `Which socket of this machine would receive a packet (a TCP SYN, or a UDP datagram)
+to DST, and the lookup steps that decided it: an established 4-tuple first, then a
+socket bound to DST's address, then a wildcard socket. When none would, TCP answers
+RST and UDP ICMP port unreachable.
+
+Exit 0 when a socket would receive the packet, 1 when nothing would (RST, ICMP,
+drop), 2 on a usage or read error, 3 when the receiver depends on socket options
+nobody could read, so scripts can test it.`,
+		Example: `  socktab who tcp 127.0.0.1:8080
+  socktab who udp [::1]:53 --from [::1]:40000
+  socktab who tcp 192.0.2.10:443 --all-netns -o json`,
+		Args:              exactArgs(2, "tcp|udp DST"),
+		ValidArgsFunction: completeProto,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			proto, err := parseProto(args[0])
 			if err != nil {
@@ -53,7 +74,7 @@ func newWhoCmd() *cobra.Command {
 				}
 			}
 			if src.Addr().Unmap().Is4() != dst.Addr().Unmap().Is4() {
-				return fmt.Errorf("--from and DST must both be IPv4 or both IPv6")
+				return usageErr(fmt.Errorf("--from and DST must both be IPv4 or both IPv6"))
 			}
 			opts := live.Options{TCP: proto == engine.TCP, UDP: proto == engine.UDP, Processes: true, OptsPort: dst.Port()}
 			if opts.SockOpts, err = f.optionsMode(); err != nil {
@@ -71,20 +92,11 @@ func newWhoCmd() *cobra.Command {
 	return c
 }
 
-type whoJSON struct {
-	Netns         string       `json:"netns"`
-	Answer        string       `json:"answer"` // ok, fails or depends
-	Unknowns      []string     `json:"unknowns"`
-	OptionsSource string       `json:"options_source"`
-	Verdict       string       `json:"verdict"`
-	Stage         string       `json:"stage"`
-	Socket        *jsonSocket  `json:"socket"`
-	Group         []jsonSocket `json:"group,omitempty"`
-	Src, Dst      string
-}
+var verdictNames = map[engine.Verdict]string{engine.Deliver: "deliver", engine.RST: "rst",
+	engine.PortUnreachable: "icmp_port_unreachable", engine.Drop: "drop"}
 
 func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Proto, src, dst netip.AddrPort) error {
-	var outs []whoJSON
+	outs := []report.Who{}
 	code := 0
 	for _, t := range tabs {
 		ans, err := t.WhoAnswer(proto, src, dst)
@@ -92,11 +104,10 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 			return err
 		}
 		d := ans.Delivery
-		o := whoJSON{Netns: t.Snap.Netns, Answer: string(ans.Answer), Unknowns: ans.Unknowns, OptionsSource: snapOptsSource(t.Snap),
-			Stage: d.Stage.String(), Src: src.String(), Dst: dst.String()}
+		o := report.Who{Netns: t.Snap.Netns, Proto: proto.String(), Src: src.String(), Dst: dst.String(),
+			Answer: string(ans.Answer), Unknowns: nonNil(ans.Unknowns), OptionsSource: snapOptsSource(t.Snap),
+			Verdict: verdictNames[d.Verdict], Stage: d.Stage.String(), Group: []report.Socket{}}
 		code = combineExit(code, ans.Answer)
-		o.Verdict = map[engine.Verdict]string{engine.Deliver: "deliver", engine.RST: "rst",
-			engine.PortUnreachable: "icmp-port-unreachable", engine.Drop: "drop"}[d.Verdict]
 		if d.Socket != nil {
 			if ls := t.Live(d.Socket); ls != nil {
 				j := tableJSON(ls)
@@ -191,10 +202,18 @@ func snapOptsSource(s *live.Snapshot) string {
 	return s.OptsSource
 }
 
-// tableJSON is toJSON for a socket loaded into a table: options not read
-// are the loader's inferred values.
-func tableJSON(ls *live.Socket) jsonSocket {
-	j := toJSON(ls)
+// nonNil makes an empty list [] in JSON.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// tableJSON is a socket loaded into a table, owners read: options not
+// read are the loader's inferred values.
+func tableJSON(ls *live.Socket) report.Socket {
+	j := report.FromLive(ls, true)
 	if ls.Opts == nil && ls.Family != "unix" {
 		j.OptionsSource = inspect.OptsSource(ls)
 	}
@@ -207,11 +226,19 @@ func newBindCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "bind tcp|udp ADDR [--reuseaddr --reuseport --v6only --uid N]",
 		Short: "Would this bind succeed here, now? If not: the errno, the holder and the rule",
-		Long: `Exit status: 0 the bind would succeed, 1 it would fail, 3 it depends on
+		Long: `Run a bind of ADDR through the kernel's rules against this machine's sockets, as
+if a new socket with the given options were bound now. If it would fail: the errno,
+the socket that blocks it with its owners, and the rule.
+
+Exit status: 0 the bind would succeed, 1 it would fail, 3 it depends on
 socket options that could not be read (the answer names them), 2 usage or
 read error. Socket options of the sockets on the port are read by a BPF
 socket iterator (root, kernel with BTF), else from the owners' descriptors.`,
-		Args: cobra.ExactArgs(2),
+		Example: `  socktab bind tcp 0.0.0.0:8080
+  socktab bind tcp [::]:443 --v6only --reuseport
+  socktab bind udp 127.0.0.1:5353 -o json`,
+		Args:              exactArgs(2, "tcp|udp ADDR"),
+		ValidArgsFunction: completeProto,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if req.Proto, err = parseProto(args[0]); err != nil {
@@ -221,7 +248,7 @@ socket iterator (root, kernel with BTF), else from the owners' descriptors.`,
 				return err
 			}
 			if req.V6Only && !req.Addr.Addr().Is6() {
-				return fmt.Errorf("--v6only needs an IPv6 ADDR")
+				return usageErr(fmt.Errorf("--v6only needs an IPv6 ADDR"))
 			}
 			opts := live.Options{TCP: req.Proto == engine.TCP, UDP: req.Proto == engine.UDP, Processes: true, OptsPort: req.Addr.Port()}
 			if opts.SockOpts, err = f.optionsMode(); err != nil {
@@ -245,20 +272,11 @@ socket iterator (root, kernel with BTF), else from the owners' descriptors.`,
 	return c
 }
 
-type bindJSON struct {
-	Netns         string   `json:"netns"`
-	Answer        string   `json:"answer"` // ok, fails or depends
-	Unknowns      []string `json:"unknowns"`
-	OptionsSource string   `json:"options_source"`
-	// Result is the errno under the options as read (inferred where not).
-	Result  string      `json:"result"`
-	Reason  string      `json:"reason"`
-	Blocker *jsonSocket `json:"blocker"`
-}
-
 func runBind(w io.Writer, output string, tabs []*inspect.Table, req inspect.BindRequest) error {
 	code := 0
-	var outs []bindJSON
+	outs := []report.Bind{}
+	echo := report.BindRequest{Proto: req.Proto.String(), Addr: req.Addr.String(), ReuseAddr: req.ReuseAddr,
+		ReusePort: req.ReusePort, V6Only: req.V6Only, UID: req.UID}
 	for _, t := range tabs {
 		ans, err := t.Bind(req)
 		if err != nil {
@@ -266,8 +284,8 @@ func runBind(w io.Writer, output string, tabs []*inspect.Table, req inspect.Bind
 		}
 		res := ans.Result
 		code = combineExit(code, ans.Answer)
-		o := bindJSON{Netns: t.Snap.Netns, Answer: string(ans.Answer), Unknowns: ans.Unknowns, OptionsSource: snapOptsSource(t.Snap),
-			Result: res.Err.String(), Reason: string(res.Rule)}
+		o := report.Bind{Netns: t.Snap.Netns, Request: echo, Answer: string(ans.Answer), Unknowns: nonNil(ans.Unknowns),
+			OptionsSource: snapOptsSource(t.Snap), Result: res.Err.String(), Reason: string(res.Rule)}
 		if res.Err != engine.OK {
 			o.Reason = t.Explain(req, res)
 			if res.Other != nil {

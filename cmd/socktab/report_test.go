@@ -9,6 +9,7 @@ import (
 
 	"github.com/socktab/socktab/inspect"
 	"github.com/socktab/socktab/live"
+	"github.com/socktab/socktab/report"
 )
 
 // smallMachine has a port range of 5 and 4 connections from it to one
@@ -40,14 +41,14 @@ func TestPortsWarnsFromEightyPercent(t *testing.T) {
 	if err := runPorts(&out, "json", []*inspect.Table{smallMachine(t)}, 0); err != nil {
 		t.Fatal(err)
 	}
-	var got []portsJSON
+	var got []report.Ports
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Usable != 5 || len(got[0].Dests) != 1 {
+	if len(got) != 1 || got[0].Usable != 5 || len(got[0].Destinations) != 1 {
 		t.Fatalf("%s", out.String())
 	}
-	d := got[0].Dests[0]
+	d := got[0].Destinations[0]
 	if d.InUse != 3 || d.TimeWait != 1 || d.Percent != 80 || !d.Warning || d.Dst != "203.0.113.9:443" {
 		t.Errorf("want 3 in use + 1 TIME-WAIT of 5 = 80%% with a warning toward 203.0.113.9:443: %+v", d)
 	}
