@@ -75,8 +75,8 @@ scrape_configs:
 		listener, info = query(`socktab_listener{local="` + wildListen + `"}`)
 		return len(listener) == 1, info
 	})
-	if l := listener[0].Metric; l["classes"] != "loopback+public" || l["severity"] != "high" || l["proto"] != "tcp" {
-		t.Errorf("planted listener %s: want classes loopback+public, severity high: %v", wildListen, l)
+	if l := listener[0].Metric; l["classes"] != "loopback+documentation" || l["severity"] != "medium" || l["proto"] != "tcp" {
+		t.Errorf("planted listener %s: want classes loopback+documentation (RFC 5737), severity medium: %v", wildListen, l)
 	}
 	r, info := query(`socktab_listener_accepting_addresses{local="` + wildListen + `"}`)
 	if len(r) != 1 || r[0].value() != 2 {
