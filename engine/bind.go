@@ -1,6 +1,9 @@
 package engine
 
-import "net/netip"
+import (
+	"net/netip"
+	"strconv"
+)
 
 // Bind is bind(2) for an inet socket, with Linux's errno precedence
 // (__inet_bind, __inet6_bind; linux-socket-rules.md §1.1).
@@ -43,6 +46,20 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 				return fail(EADDRNOTAVAIL, ruleNotLocal)
 			}
 		} else if !a.IsUnspecified() {
+			if needsScope(a) {
+				// __inet6_bind: a link- or interface-local address needs an
+				// interface. The zone (sin6_scope_id) binds the socket to
+				// it, and that stays even when the bind then fails.
+				if z := ap.Addr().Zone(); z != "" {
+					s.x().dev = h.zoneIndex(z)
+				}
+				if s.device() == 0 {
+					return fail(EINVAL, ruleNeedsScope)
+				}
+			}
+			if d := s.device(); d != 0 && h.ifaceByIndex(int(d)) == nil {
+				return fail(ENODEV, ruleNoDevice)
+			}
 			if !a.IsMulticast() && !h.isLocal(a) && !(h.Sysctl.NonlocalBind6 || s.flags&fFreeBind != 0) {
 				return fail(EADDRNOTAVAIL, ruleNotLocal)
 			}
@@ -116,6 +133,26 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		t.hashUDP(s)
 	}
 	return Result{Rule: rule, Local: s.local.AP()}
+}
+
+// needsScope reports whether IPv6 address a means something only with an
+// interface (__ipv6_addr_needs_scope_id): link-local unicast, and
+// interface- or link-local multicast.
+func needsScope(a netip.Addr) bool {
+	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()
+}
+
+// zoneIndex is the interface index an IPv6 zone names: an interface name of
+// this host or a number (an index, which need not exist, as with
+// sin6_scope_id); -1 for a name no interface has.
+func (h *Host) zoneIndex(z string) int32 {
+	if i := h.Iface(z); i != nil {
+		return int32(i.Index)
+	}
+	if n, err := strconv.ParseUint(z, 10, 31); err == nil {
+		return int32(n)
+	}
+	return -1
 }
 
 // bindCommon holds the checks shared by both families, in their order:

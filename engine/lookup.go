@@ -158,6 +158,19 @@ type Delivery struct {
 // except for a broadcast or multicast datagram, whose receivers it lists
 // in Delivery.All.
 func (h *Host) Lookup(p Packet) Delivery {
+	if z := p.Dst.Addr().Zone(); z != "" {
+		// The zone of a scoped IPv6 destination is the interface it
+		// arrives on, unless the packet names one.
+		if p.Dev == 0 {
+			if p.Dev = int(h.zoneIndex(z)); h.ifaceByIndex(p.Dev) == nil {
+				return Delivery{Verdict: Drop, Stage: StageNotLocal}
+			}
+		}
+		p.Dst = netip.AddrPortFrom(p.Dst.Addr().WithZone(""), p.Dst.Port())
+	}
+	if p.Src.Addr().Zone() != "" {
+		p.Src = netip.AddrPortFrom(p.Src.Addr().WithZone(""), p.Src.Port())
+	}
 	t := h.tcp
 	if p.Proto == TCP {
 		// The established 4-tuple first (__inet_lookup_established): one
@@ -177,6 +190,13 @@ func (h *Host) Lookup(p Packet) Delivery {
 	in := h.ifaceFor(dst.Addr())
 	if in == nil {
 		return Delivery{Verdict: Drop, Stage: StageNotLocal}
+	}
+	if p.Dev != 0 && dst.Addr().IsLinkLocalUnicast() {
+		// A link-local address is local only on its own link: the
+		// kernel's route to it is strict about the interface.
+		if i := h.ifaceByIndex(p.Dev); i == nil || !carries(i, dst.Addr()) {
+			return Delivery{Verdict: Drop, Stage: StageNotLocal}
+		}
 	}
 	dev := int32(p.Dev)
 	if dev == 0 {

@@ -41,6 +41,7 @@ const (
 	ruleAlreadyBound         Rule = "socket is already bound"
 	ruleMappedOnV6Only       Rule = "v4-mapped address on an IPV6_V6ONLY socket"
 	ruleMcastStream          Rule = "multicast address on a stream socket"
+	ruleNeedsScope           Rule = "a link-local IPv6 address needs an interface: a zone (%eth0) or SO_BINDTODEVICE"
 	ruleBound                Rule = "bound"
 	ruleBoundNoPort          Rule = "address recorded; IP_BIND_ADDRESS_NO_PORT defers the port to connect()"
 	ruleConflict             Rule = "port held by an overlapping socket whose options do not allow sharing"

@@ -87,7 +87,12 @@ func (r *replayer) probe(st *scenario.Step) Result {
 		fd, err = unix.Socket(dom, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err == nil {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
-			err = unix.Bind(fd, inetAddr(src))
+			sa := inetAddr(src)
+			if in != "" && src.Addr().IsLinkLocalUnicast() {
+				// A link-local source is on the peer's end of the veth.
+				sa.(*unix.SockaddrInet6).ZoneId = uint32(ifindex(peerName(in)))
+			}
+			err = unix.Bind(fd, sa)
 		}
 		if err == nil && group {
 			err = r.groupSender(fd, in, dst.Addr())
@@ -212,6 +217,9 @@ func (r *replayer) localProbeOK(st *scenario.Step, src, dst netip.AddrPort) stri
 	if st.Dev != "" {
 		return "a probe from this host arrives on lo, not on " + st.Dev
 	}
+	if z := st.Addr.Addr().Zone(); z != "" {
+		return "a probe from this host arrives on lo, not on " + z
+	}
 	for _, s := range r.socks {
 		if s.device && !s.closed {
 			return "a probe from this host arrives on lo; a socket is bound to a device"
@@ -229,11 +237,14 @@ func (r *replayer) ingress(st *scenario.Step, dst netip.AddrPort) (string, strin
 	if dst.Addr().IsLoopback() {
 		return "", "a packet from another host to a loopback address is a martian"
 	}
-	if st.Dev != "" {
-		if !r.ifaces[st.Dev] {
-			return "", "no veth for dev " + st.Dev
+	if dev := st.Dev; dev != "" || st.Addr.Addr().Zone() != "" {
+		if dev == "" {
+			dev = st.Addr.Addr().Zone()
 		}
-		return st.Dev, ""
+		if !r.ifaces[dev] {
+			return "", "no veth for dev " + dev
+		}
+		return dev, ""
 	}
 	var names []string
 	for n := range r.ifaces {
@@ -264,7 +275,7 @@ func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err e
 	sp, dp := netip.PrefixFrom(src, bits).String(), netip.PrefixFrom(dst, bits).String()
 	pdev := peerName(in)
 	err = r.asRoot(func() error {
-		if !r.peerAddrs[src] {
+		if !r.peerAddrs[pdev+" "+src.String()] {
 			args := []string{"addr", "add", sp, "dev", pdev}
 			if src.Is6() {
 				args = append(args, "nodad")
@@ -272,7 +283,7 @@ func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err e
 			if err := r.peer.ip(args...); err != nil {
 				return err
 			}
-			r.peerAddrs[src] = true
+			r.peerAddrs[pdev+" "+src.String()] = true
 		}
 		if err := r.peer.ip("route", "replace", dp, "dev", pdev); err != nil {
 			return err

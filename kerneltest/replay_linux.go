@@ -50,7 +50,7 @@ type replayer struct {
 	order     []string                  // veths in the order the scenario made them
 	local     []netip.Addr              // addresses of iface statements
 	addrs     map[string][]netip.Prefix // per veth
-	peerAddrs map[netip.Addr]bool       // probe sources added in the peer namespace
+	peerAddrs map[string]bool           // probe sources added in the peer namespace, as "veth addr"
 	clock     time.Duration             // the scenario's clock, moved by advance
 	born      map[string]time.Duration  // TIME-WAIT / FIN-WAIT-2 sockets, by clock
 	seen      map[string]time.Time      // and when each was first seen, in real time
@@ -67,7 +67,7 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 		return nil, err
 	}
 	r := &replayer{ns: ns, socks: map[string]*ksock{}, ifaces: map[string]bool{},
-		addrs: map[string][]netip.Prefix{}, peerAddrs: map[netip.Addr]bool{},
+		addrs: map[string][]netip.Prefix{}, peerAddrs: map[string]bool{},
 		born: map[string]time.Duration{}, seen: map[string]time.Time{}}
 	for _, st := range sc.Steps {
 		r.dates = r.dates || st.Op == scenario.OpAdvance
@@ -401,7 +401,20 @@ func (r *replayer) sockaddr(st *scenario.Step) (unix.Sockaddr, error) {
 		}
 		return &unix.SockaddrUnix{Name: p}, nil
 	}
-	return inetAddr(st.Addr), nil
+	sa := inetAddr(st.Addr)
+	if z := st.Addr.Addr().Zone(); z != "" {
+		sa.(*unix.SockaddrInet6).ZoneId = uint32(ifindex(z))
+	}
+	return sa, nil
+}
+
+// ifindex is the index of the interface called name in the calling
+// thread's namespace, or an index no interface has.
+func ifindex(name string) int {
+	if i, err := net.InterfaceByName(name); err == nil {
+		return i.Index
+	}
+	return 1 << 20
 }
 
 // inetAddr writes ap as the scenario wrote it: a sockaddr_in for IPv4, a
@@ -536,10 +549,7 @@ func (r *replayer) listeners() []*ksock {
 func (r *replayer) join(s *ksock, st *scenario.Step) Result {
 	idx := 0
 	if st.Dev != "" {
-		idx = 1 << 20
-		if i, err := net.InterfaceByName(st.Dev); err == nil {
-			idx = i.Index
-		}
+		idx = ifindex(st.Dev)
 	}
 	if st.Group.Is4() {
 		mr := &unix.IPMreqn{Ifindex: int32(idx)}

@@ -11,7 +11,7 @@ import (
 // in kerneltest checks the same files against the kernel itself).
 func TestGroupcastReplaysHold(t *testing.T) {
 	for _, f := range []string{"broadcast-every-socket", "multicast-joined", "multicast-ipv6",
-		"udp-reuseaddr-latest-bound", "bindtodevice-beats-unbound"} {
+		"udp-reuseaddr-latest-bound", "bindtodevice-beats-unbound", "ipv6-scope"} {
 		path := "../testdata/replay/" + f + ".scenario"
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -49,6 +49,9 @@ func TestJoinParseErrors(t *testing.T) {
 		{"join x 239.1.2.3\n", "unknown socket"},
 		{"packet udp 192.0.2.1:1 -> 192.0.2.255:2 => a+b|c\n", "do not mix"},
 		{"packet udp 192.0.2.1:1 -> 192.0.2.255:2 => a+\n", "a name is missing"},
+		{"s = socket inet6 tcp\nconnect s [fe80::1%eth0]:80\n", "modelled only in bind"},
+		{"s = socket inet6 tcp\nbind s [fe80::1%2]:80\n", "name the interface"},
+		{"packet tcp [fe80::2%eth0]:1 -> [fe80::1]:80\n", "modelled only in bind"},
 	} {
 		_, err := Parse("t.scenario", strings.NewReader(c.text))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

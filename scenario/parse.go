@@ -346,6 +346,9 @@ func (p *parser) statement(n int, toks []token) (Step, error) {
 		if err = p.endpoint(n, args[1], &st); err != nil {
 			return st, err
 		}
+		if err = p.zone(n, args[1], st.Addr, st.Op == OpBind); err != nil {
+			return st, err
+		}
 	case OpListen, OpClose:
 		if err = need(1, kw.s+" SOCK"); err != nil {
 			return st, err
@@ -425,6 +428,22 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 	return ap, nil
 }
 
+// zone checks an IPv6 zone (%eth0): an interface name, only where the
+// language models it (bind's address, a packet's destination).
+func (p *parser) zone(n int, t token, ap netip.AddrPort, allowed bool) error {
+	z := ap.Addr().Zone()
+	if z == "" {
+		return nil
+	}
+	if !allowed {
+		return p.errf(n, t.col, "a zone (%%%s) is modelled only in bind and in a packet's destination", z)
+	}
+	if !validName(z) {
+		return p.errf(n, t.col, "zone %q: name the interface (e.g. %%eth0); interface numbers differ between the engine and a kernel", z)
+	}
+	return nil
+}
+
 var flagNames = map[string]uint8{"syn": engine.FlagSYN, "ack": engine.FlagACK, "rst": engine.FlagRST, "fin": engine.FlagFIN}
 
 func (p *parser) packet(n int, kw token, args []token, st *Step) error {
@@ -453,6 +472,12 @@ func (p *parser) packet(n int, kw token, args []token, st *Step) error {
 	}
 	if src.Addr().Unmap().Is4() != dst.Addr().Unmap().Is4() {
 		return p.errf(n, args[3].col, "source and destination must both be IPv4 or both IPv6")
+	}
+	if err = p.zone(n, args[1], src, false); err != nil {
+		return err
+	}
+	if err = p.zone(n, args[3], dst, true); err != nil {
+		return err
 	}
 	st.Src, st.Addr = src, dst
 	rest := args[4:]
