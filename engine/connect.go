@@ -62,7 +62,14 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if s.proto == TCP && (v4.IsMulticast() || h.isBroadcast(v4)) {
 		return fail(ENETUNREACH, ruleMulticastConnect)
 	}
-	src, _, ok := h.route(v4)
+	src, out, ok := h.route(v4)
+	if dev := s.device(); dev != 0 && v4.Is6() && !toSelf && !h.isLocal(v4) && !v4.IsLinkLocalUnicast() &&
+		(!ok || out == nil || int32(out.Index) != dev) {
+		// IPv6 has no on-link fallback: a device-bound socket's route
+		// lookup is confined to its device (ip6_route_output with a strict
+		// oif), and none leaving there is ENETUNREACH.
+		return fail(ENETUNREACH, ruleDeviceRoute6)
+	}
 	if !ok && s.device() != 0 && (s.flags&fBoundAddr == 0 || h.isLocal(s.local.Addr())) {
 		// A device-bound socket needs no route: the destination is taken
 		// to be on that link (not from a foreign bound source, though).
@@ -83,6 +90,11 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		}
 		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
 			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
+		}
+		if src.Is4() && src.IsLoopback() && out != nil && !out.Loopback && !h.isLocal(v4) {
+			// __mkroute_output: a loopback source may leave only through
+			// a loopback device; the route to another host does not.
+			return fail(EINVAL, ruleLoopbackLeaves)
 		}
 	}
 	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
@@ -155,8 +167,30 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 	if s.fam == Inet6 && dst.Addr().Is4() {
 		s.flags |= fMappedOps
 	}
+	if target != h && !h.reaches(s, dst.Addr()) {
+		h.establish(s)
+		h.setState(s, SynSent)
+		return Result{Err: EINPROGRESS, Rule: ruleSYNNeverArrives, Local: s.local.AP(), Remote: s.remote.AP()}
+	}
+	if target != h && src.Is6() && src.IsLoopback() {
+		// ip6_rcv_core: a packet from ::1 arriving on a device other than
+		// lo is dropped; the SYN left, nothing answers.
+		h.establish(s)
+		h.setState(s, SynSent)
+		return Result{Err: EINPROGRESS, Rule: ruleLoopbackSourceDropped, Local: s.local.AP(), Remote: s.remote.AP()}
+	}
 	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
-	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf) {
+	if d.Verdict == Deliver && d.Stage == StageTimeWait {
+		// A SYN to a TIME_WAIT 4-tuple that no listener takes: the
+		// TIME_WAIT socket answers with an ACK, the SYN-SENT client resets
+		// it, and with tcp_rfc1337 = 0 the RST kills the TIME_WAIT
+		// (tcp_timewait_state_process); the port is free and the connect
+		// is refused.
+		target.tcp.drop(d.Socket)
+		h.connectFailed(s)
+		return failWith(ECONNREFUSED, ruleTimeWaitKilled, nil)
+	}
+	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf, target == h) {
 		h.establish(s)
 		h.setState(s, SynSent)
 		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local.AP(), Remote: s.remote.AP()}
@@ -215,11 +249,11 @@ func (h *Host) connectFailed(s *Socket) {
 // device never sees the answer (it comes back on another device), even
 // from a listener. A destination of 0.0.0.0 / :: is routed through
 // loopback regardless and escapes the device rule.
-func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepted, toSelf bool) bool {
+func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepted, toSelf, local bool) bool {
 	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
 		return true
 	}
-	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
+	if dev := h.ifaceByIndex(int(s.device())); local && dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
 		return true
 	}
 	if dst.Addr().Is6() && !h.isLocal(src) {
@@ -229,6 +263,30 @@ func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepte
 		return false
 	}
 	return dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback()
+}
+
+// reaches says whether a SYN from s can get to dst on another simulated
+// host: an unbound socket follows the route; a device-bound one leaves
+// through its device, which must not be loopback and must lead there (the
+// route's device, or a prefix of its own holding dst). The engine has no
+// links between hosts: any host is taken to be reachable that way.
+func (h *Host) reaches(s *Socket, dst netip.Addr) bool {
+	dev := h.ifaceByIndex(int(s.device()))
+	if dev == nil {
+		return true
+	}
+	if dev.Loopback {
+		return false
+	}
+	if _, out, ok := h.route(dst); ok && out == dev {
+		return true
+	}
+	for _, p := range dev.Addrs {
+		if p.Masked().Contains(dst.Unmap()) {
+			return true
+		}
+	}
+	return dst.Unmap().Is4() // IPv4 takes the destination to be on the device's link
 }
 
 func carries(i *Iface, a netip.Addr) bool {

@@ -448,7 +448,7 @@ func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mo
 	rule := t.h.prof.conflictRule(t.proto)
 	for i := range b.all {
 		c := &b.all[i]
-		if !overlaps[sa.cat][c.a.cat] || (!sa.cat.wildcard() && !c.a.cat.wildcard()) {
+		if !overlaps[sa.cat][c.a.cat] || (!sa.cat.wildcard() && !c.a.cat.wildcard()) || mappedAnyMissesDual(&sa, &c.a) {
 			continue // two specific addresses: only the same address can clash (below)
 		}
 		exact := sa.cat.wildcard() && c.a.cat.wildcard()
@@ -471,6 +471,16 @@ func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mo
 		}
 	}
 	return nil, OK
+}
+
+// mappedAnyMissesDual: an AF_INET6 socket on ::ffff:0.0.0.0 and a
+// dual-stack one whose connect gave it a specific IPv6 source do not
+// overlap: ipv6_rcv_saddr_equal compares them as IPv6 addresses (mapped
+// against native), where an AF_INET 0.0.0.0 is compared by the IPv4 views
+// and covers the other's placeholder.
+func mappedAnyMissesDual(a, b *attrs) bool {
+	return (a.cat == catV4Any && a.fam == Inet6 && b.cat == catV6Dual) ||
+		(b.cat == catV4Any && b.fam == Inet6 && a.cat == catV6Dual)
 }
 
 // rep returns a member of class c, scanning for one if the remembered
