@@ -89,6 +89,7 @@ const (
 	ruleAcceptNotListen       Rule = "accept on a socket that is not listening"
 	ruleClosedOK              Rule = "closed"
 	ruleUnixInUse             Rule = "the path exists in the filesystem (remove it with unlink)"
+	ruleUnixPathTooLong       Rule = "the address is longer than sun_path's 108 bytes (unix_validate_addr)"
 	ruleUnixAbstractUse       Rule = "the abstract name is bound"
 	ruleUnixNoEntry           Rule = "no such file"
 	ruleUnixNotSocket         Rule = "nothing listens on that path"

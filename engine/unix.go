@@ -19,6 +19,13 @@ func newUnixTable() *unixTable {
 
 func isAbstract(path string) bool { return len(path) > 0 && path[0] == '@' }
 
+// sunPathLen is the size of sockaddr_un's sun_path. unix_validate_addr
+// (net/unix/af_unix.c) refuses an address longer than struct sockaddr_un
+// with EINVAL; a filesystem path may fill all 108 bytes without a NUL, and
+// an abstract name ("@name" here, the '@' standing for the leading NUL)
+// counts its NUL among them.
+const sunPathLen = 108
+
 // BindUnix binds an AF_UNIX socket to a path or an abstract "@name"
 // (unix_bind: EADDRINUSE when the file exists, EINVAL when already bound).
 func (h *Host) BindUnix(s *Socket, path string) Result {
@@ -27,6 +34,9 @@ func (h *Host) BindUnix(s *Socket, path string) Result {
 	}
 	if s.fam != Unix {
 		return fail(EAFNOSUPPORT, ruleWrongFamily) // a sockaddr_un given to an inet socket
+	}
+	if len(path) > sunPathLen {
+		return fail(EINVAL, ruleUnixPathTooLong)
 	}
 	u := h.unix
 	if o, ok := u.files[path]; ok && !isAbstract(path) {
@@ -70,6 +80,9 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 	}
 	if s.fam != Unix {
 		return fail(EAFNOSUPPORT, ruleWrongFamily) // a sockaddr_un given to an inet socket
+	}
+	if len(path) > sunPathLen {
+		return fail(EINVAL, ruleUnixPathTooLong)
 	}
 	var o *Socket
 	if isAbstract(path) {

@@ -40,6 +40,10 @@ type Step struct {
 	Line int
 	Text string // the statement as written, without expectation and comment
 	Op   Op
+	// Col is the statement's column (characters); ArgCol, when set, the
+	// column of the argument a run-time error is about (route's interface,
+	// a dev, advance's duration).
+	Col, ArgCol int
 
 	Assign string // the name assigned by "NAME = socket|accept ..."
 	Sock   string // the socket operated on

@@ -8,21 +8,37 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socktab/socktab/engine"
 )
 
-// maxRepeat bounds "repeat N" so a typo cannot exhaust memory.
-const maxRepeat = 1 << 20
+// Limits on a scenario, which is untrusted input: a breach is an *Error
+// at the line and column that crossed it, never unbounded work or memory.
+const (
+	// MaxLineBytes bounds one line (1 MiB).
+	MaxLineBytes = 1 << 20
+	// MaxSteps bounds the steps of one file, repeats expanded.
+	MaxSteps = 100_000
+	// MaxSockets bounds the sockets one file creates (socket and accept).
+	MaxSockets = 50_000
+	// MaxClock bounds the simulated clock (advance).
+	MaxClock = 100 * 365 * 24 * time.Hour
+)
+
+// maxRepeat bounds "repeat N"; MaxSteps bounds the total.
+const maxRepeat = MaxSteps
 
 type token struct {
 	s   string
 	col int
 }
 
+// tokenize splits a line; a token's col counts characters, not bytes.
 func tokenize(line string) []token {
 	var out []token
 	i := 0
+	runes, last := 0, 0 // characters before byte offset last
 	for i < len(line) {
 		for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
 			i++
@@ -34,30 +50,73 @@ func tokenize(line string) []token {
 		for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' && line[j] != '#' {
 			j++
 		}
-		out = append(out, token{line[i:j], i + 1})
+		runes += utf8.RuneCountInString(line[last:i])
+		last = i
+		out = append(out, token{line[i:j], runes + 1})
 		i = j
 	}
 	return out
 }
 
 // Parse reads a scenario. A malformed statement is an *Error naming
-// file:line:col; names must be assigned (socket, accept) before use.
+// file:line:col (columns count characters); names must be assigned (socket,
+// accept) before use. A UTF-8 byte order mark and CRLF line ends are
+// accepted; a line over MaxLineBytes, more than MaxSteps steps or bytes
+// that are not UTF-8 are errors.
 func Parse(file string, r io.Reader) (*Scenario, error) {
 	sc := &Scenario{File: file}
 	p := &parser{file: file, names: map[string]bool{}}
-	br := bufio.NewScanner(r)
-	br.Buffer(make([]byte, 64*1024), 1<<20)
-	n := 0
-	for br.Scan() {
-		n++
-		steps, err := p.line(n, br.Text())
-		if err != nil {
-			return nil, err
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	for n := 1; ; n++ {
+		line = line[:0]
+		tooLong, eof := false, false
+		for {
+			chunk, err := br.ReadSlice('\n')
+			if !tooLong {
+				if len(line)+len(chunk) > MaxLineBytes+2 { // + CRLF
+					tooLong = true
+				} else {
+					line = append(line, chunk...)
+				}
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err == io.EOF {
+				eof = true
+			} else if err != nil {
+				return nil, &Error{File: file, Line: n, Col: 1, Msg: "reading: " + err.Error()}
+			}
+			break
 		}
-		sc.Steps = append(sc.Steps, steps...)
-	}
-	if err := br.Err(); err != nil {
-		return nil, &Error{File: file, Line: n + 1, Col: 1, Msg: err.Error()}
+		if tooLong {
+			return nil, &Error{File: file, Line: n, Col: 1, Msg: fmt.Sprintf("line longer than %d bytes (the limit is 1 MiB)", MaxLineBytes)}
+		}
+		text := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+		if n == 1 {
+			text = strings.TrimPrefix(text, "\ufeff") // a UTF-8 byte order mark
+		}
+		if !utf8.ValidString(text) {
+			bad := 0
+			for i, r := range text {
+				if r == utf8.RuneError {
+					bad = utf8.RuneCountInString(text[:i]) + 1
+					break
+				}
+			}
+			return nil, &Error{File: file, Line: n, Col: bad, Msg: "not UTF-8 text"}
+		}
+		if text != "" {
+			steps, err := p.line(n, text, MaxSteps-len(sc.Steps))
+			if err != nil {
+				return nil, err
+			}
+			sc.Steps = append(sc.Steps, steps...)
+		}
+		if eof {
+			break
+		}
 	}
 	return sc, nil
 }
@@ -71,7 +130,9 @@ func (p *parser) errf(line, col int, f string, a ...any) error {
 	return &Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(f, a...)}
 }
 
-func (p *parser) line(n int, text string) ([]Step, error) {
+// line parses one line into its steps; room is how many more steps the
+// file may have.
+func (p *parser) line(n int, text string, room int) ([]Step, error) {
 	toks := tokenize(text)
 	if len(toks) == 0 {
 		return nil, nil
@@ -103,8 +164,16 @@ func (p *parser) line(n int, text string) ([]Step, error) {
 		if err != nil || c < 1 || c > maxRepeat {
 			return nil, p.errf(n, toks[1].col, "repeat count %q: want a number from 1 to %d", toks[1].s, maxRepeat)
 		}
+		if toks[2].s == "repeat" {
+			return nil, p.errf(n, toks[2].col, "repeat cannot be nested: write the inner statement with {i}, or several repeat lines")
+		}
+		if c > room {
+			return nil, p.errf(n, toks[1].col, "repeat %d would pass the limit of %d steps per file (%d left)", c, MaxSteps, room)
+		}
 		count = c
 		toks = toks[2:]
+	} else if room < 1 {
+		return nil, p.errf(n, toks[0].col, "more than %d steps in one file (the limit)", MaxSteps)
 	}
 	var steps []Step
 	for i := 1; i <= count; i++ {
@@ -119,7 +188,7 @@ func (p *parser) line(n int, text string) ([]Step, error) {
 		if err != nil {
 			return nil, err
 		}
-		st.File, st.Line, st.Text = p.file, n, stmtText
+		st.File, st.Line, st.Text, st.Col = p.file, n, stmtText, toks[0].col
 		if exp != nil {
 			e := *exp
 			if err := p.checkExpect(n, &st, &e); err != nil {
@@ -254,6 +323,7 @@ func (p *parser) statement(n int, toks []token) (Step, error) {
 			st.Prefixes = []netip.Prefix{pf}
 		}
 		st.Str = args[1].s
+		st.ArgCol = args[1].col
 	case OpSysctl:
 		if len(args) < 2 {
 			return st, p.errf(n, kw.col, "usage: sysctl NAME VALUE...")
@@ -283,6 +353,7 @@ func (p *parser) statement(n int, toks []token) (Step, error) {
 			return st, p.errf(n, args[0].col, "bad duration %q (want e.g. 61s, 500ms, 2m)", args[0].s)
 		}
 		st.Duration = d
+		st.ArgCol = args[0].col
 	case OpSocket:
 		if st.Assign == "" {
 			return st, p.errf(n, kw.col, "socket needs a name: NAME = socket FAMILY TYPE")
@@ -393,6 +464,7 @@ func (p *parser) statement(n int, toks []token) (Step, error) {
 				return st, p.errf(n, args[2].col, "expected dev IFACE, got %q; usage: %s", args[2].s, usage)
 			}
 			st.Dev = args[3].s
+			st.ArgCol = args[3].col
 		}
 	default:
 		return st, p.errf(n, kw.col, "unknown statement %q", kw.s)
@@ -488,6 +560,7 @@ func (p *parser) packet(n int, kw token, args []token, st *Step) error {
 				return p.errf(n, t.col, "dev needs an interface name")
 			}
 			st.Dev = rest[i+1].s
+			st.ArgCol = rest[i+1].col
 			i++
 			continue
 		}

@@ -34,7 +34,11 @@ type runner struct {
 	host  *engine.Host
 	uid   uint32
 	socks map[string]*bound
-	anon  int
+	// dead names a socket whose socket() or accept() failed: like a file
+	// descriptor that was never returned, using it is EBADF.
+	dead    map[string]bool
+	anon    int
+	created int // sockets made, against MaxSockets
 }
 
 type bound struct {
@@ -46,13 +50,17 @@ type bound struct {
 // route through a missing interface, an "os" after the first host) is an
 // *Error; every syscall result, errno or not, is an Outcome.
 func Run(sc *Scenario, opt Options) ([]Outcome, error) {
-	r := &runner{opt: opt, socks: map[string]*bound{}}
+	r := &runner{opt: opt, socks: map[string]*bound{}, dead: map[string]bool{}}
 	out := make([]Outcome, 0, len(sc.Steps))
 	for i := range sc.Steps {
 		st := &sc.Steps[i]
 		o, err := r.step(st)
 		if err != nil {
-			return out, &Error{File: st.File, Line: st.Line, Col: 1, Msg: err.Error()}
+			col := st.Col
+			if st.ArgCol > 0 {
+				col = st.ArgCol
+			}
+			return out, &Error{File: st.File, Line: st.Line, Col: max(col, 1), Msg: err.Error()}
 		}
 		o.Step = st
 		if r.host != nil {
@@ -113,6 +121,20 @@ func res(x engine.Result) string { return x.Err.String() }
 
 func (r *runner) step(st *Step) (Outcome, error) {
 	var o Outcome
+	if st.Sock != "" && r.socks[st.Sock] == nil && r.dead[st.Sock] {
+		o.Result = engine.EBADF.String()
+		o.Reason = st.Sock + " was never created (its socket or accept failed), so it is not a descriptor"
+		return o, nil
+	}
+	if st.Assign != "" && (st.Op == OpSocket || st.Op == OpAccept) {
+		if r.created++; r.created > MaxSockets {
+			return o, fmt.Errorf("more than %d sockets in one file (the limit)", MaxSockets)
+		}
+		// A failed call leaves the name without a socket: later uses are
+		// EBADF. A successful one replaces whatever the name held.
+		delete(r.socks, st.Assign)
+		r.dead[st.Assign] = true
+	}
 	switch st.Op {
 	case OpOS:
 		if r.net != nil {
@@ -160,6 +182,9 @@ func (r *runner) step(st *Step) (Outcome, error) {
 		r.uid = uint32(st.Int)
 		o.Result, o.Reason = "ok", fmt.Sprintf("later calls run as uid %d", st.Int)
 	case OpAdvance:
+		if now := r.network().Now(); st.Duration > MaxClock-now {
+			return o, fmt.Errorf("advance %s would take the clock past %s (the limit; it is at %s)", st.Duration, MaxClock, now)
+		}
 		r.network().Advance(st.Duration)
 		o.Result, o.Reason = "ok", fmt.Sprintf("clock at %s", r.net.Now())
 	case OpSocket:

@@ -43,6 +43,8 @@ func TestScripts(t *testing.T) {
 			switch cond {
 			case "live":
 				return liveOK(), nil
+			case "root":
+				return os.Geteuid() == 0, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -156,7 +158,7 @@ func cmdPlant(ts *testscript.TestScript, neg bool, args []string) {
 	var fds []int
 	err := inNetns(ns, func() error {
 		mk := func(fam, typ int) (int, error) {
-			fd, err := unix.Socket(fam, typ, 0)
+			fd, err := unix.Socket(fam, typ|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
 				return -1, err
 			}
@@ -231,14 +233,14 @@ func cmdPlant(ts *testscript.TestScript, neg bool, args []string) {
 			if err := unix.Listen(l, 8); err != nil {
 				return err
 			}
-			c, err := unix.Socket(fam, unix.SOCK_STREAM, 0)
+			c, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
 				return err
 			}
 			if err := unix.Connect(c, sa); err != nil {
 				return err
 			}
-			a, _, err := unix.Accept(l)
+			a, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
 			if err != nil {
 				return err
 			}
