@@ -44,9 +44,84 @@ func statNS(path string) (nsKey, error) {
 	return nsKey{uint64(st.Dev), st.Ino}, nil
 }
 
-// namedNS maps the namespaces under NetnsDir to their names.
+// RuntimeNetnsDirs are where container runtimes keep network namespace
+// mounts outside /run/netns: Docker under /run/docker/netns (one file per
+// sandbox), containerd and its shims somewhere under /run/containerd. They
+// are searched a few levels deep for network-namespace files, labelled
+// "docker:NAME" or "containerd:NAME". $SOCKTAB_NETNS_DIRS (a colon-
+// separated list of DIR or LABEL=DIR) replaces the list.
+var RuntimeNetnsDirs = []string{"docker=/run/docker/netns", "docker=/var/run/docker/netns",
+	"containerd=/run/containerd", "containerd=/var/run/containerd"}
+
+// nsGetNSType is ioctl NS_GET_NSTYPE (_IO(0xb7, 0x3), linux/nsfs.h).
+const nsGetNSType = 0xb703
+
+// isNetNS tells whether path is a network namespace file.
+func isNetNS(path string) bool {
+	if !isNSFS(path) {
+		return false
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	t, err := unix.IoctlRetInt(fd, nsGetNSType)
+	return err == nil && t == unix.CLONE_NEWNET
+}
+
+type mountedNS struct{ path, label string }
+
+// runtimeNS finds the network namespace mounts of container runtimes.
+func runtimeNS() []mountedNS {
+	dirs := RuntimeNetnsDirs
+	if v := os.Getenv("SOCKTAB_NETNS_DIRS"); v != "" {
+		dirs = strings.Split(v, ":")
+	}
+	var out []mountedNS
+	seenDir := map[nsKey]bool{}
+	var walk func(dir, label string, depth int)
+	walk = func(dir, label string, depth int) {
+		k, err := statNS(dir)
+		if err != nil || seenDir[k] {
+			return
+		}
+		seenDir[k] = true
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			switch {
+			case e.IsDir() && depth > 0 && e.Name() != "rootfs": // not a container's files
+				walk(p, label, depth-1)
+			case e.Type().IsRegular() && isNetNS(p):
+				out = append(out, mountedNS{p, label + ":" + e.Name()})
+			}
+		}
+	}
+	for _, d := range dirs {
+		label, dir, ok := strings.Cut(d, "=")
+		if !ok {
+			label, dir = filepath.Base(d), d
+		}
+		walk(dir, label, 4)
+	}
+	return out
+}
+
+// namedNS maps the namespaces under NetnsDir, then those container
+// runtimes mounted, to their names.
 func namedNS() map[nsKey]string {
 	out := map[nsKey]string{}
+	defer func() {
+		for _, m := range runtimeNS() {
+			if k, err := statNS(m.path); err == nil && out[k] == "" {
+				out[k] = m.label
+			}
+		}
+	}()
 	ents, err := os.ReadDir(NetnsDir)
 	if err != nil {
 		return out
@@ -185,6 +260,11 @@ func allNamespaces(procRoot string, own nsKey, names map[nsKey]string, label fun
 			add(k, p, 0)
 		}
 	}
+	for _, m := range runtimeNS() {
+		if k, err := statNS(m.path); err == nil && names[k] == m.label {
+			add(k, m.path, 0)
+		}
+	}
 	d, err := os.Open(procRoot)
 	if err == nil {
 		pnames, _ := d.Readdirnames(-1)
@@ -208,8 +288,10 @@ func allNamespaces(procRoot string, own nsKey, names map[nsKey]string, label fun
 			}
 			add(k, p, pid)
 		}
-		if denied > 0 {
+		if denied > 0 && os.Geteuid() != 0 {
 			notes = append(notes, fmt.Sprintf("namespaces of %d processes unreadable (need root)", denied))
+		} else if denied > 0 {
+			notes = append(notes, fmt.Sprintf("namespaces of %d processes unreadable", denied))
 		}
 	} else {
 		notes = append(notes, fmt.Sprintf("namespaces of processes: %v", err))

@@ -82,7 +82,12 @@ func runAudit(w io.Writer, output string, tabs []*inspect.Table, threshold inspe
 	fail := false
 	outs := []report.Finding{}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// A Netns column when another namespace than the caller's is shown.
+	nsCol := len(tabs) > 1 || (len(tabs) == 1 && tabs[0].Snap.Netns != "")
 	if output == "text" {
+		if nsCol {
+			fmt.Fprint(tw, "Netns\t")
+		}
 		fmt.Fprintln(tw, "Severity\tProto\tLocal\tAccepts on\tHeld by")
 	}
 	var notes []string
@@ -104,7 +109,10 @@ func runAudit(w io.Writer, output string, tabs []*inspect.Table, threshold inspe
 					held += "; " + inspect.Owners(t.Live(g))
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\n", e.Severity, ls.Proto, nsPrefix(t.Snap.Netns), localText(ls), joinAddrs(e.Accepts), held)
+			if nsCol {
+				fmt.Fprintf(tw, "%s\t", nsColumn(t.Snap.Netns))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Severity, ls.Proto, localText(ls), joinAddrs(e.Accepts), held)
 			if e.Severity > inspect.Info && e.Fix != "" {
 				notes = append(notes, fmt.Sprintf("[%s] %s%s\n       fix: %s", e.Severity, nsPrefix(t.Snap.Netns), e.Finding, e.Fix))
 			}
@@ -130,4 +138,12 @@ func runAudit(w io.Writer, output string, tabs []*inspect.Table, threshold inspe
 		return exitError{1}
 	}
 	return nil
+}
+
+// nsColumn is a namespace label as a column: "-" for the caller's own.
+func nsColumn(ns string) string {
+	if ns == "" {
+		return "-"
+	}
+	return escape(ns)
 }

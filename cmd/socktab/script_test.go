@@ -277,14 +277,14 @@ func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("%s did not appear in 30 s", p)
 }
 
-// holderMain is socktab-holder NAME NS PATH READY: a process named NAME
-// (Go escapes like \x1b allowed) holding a unix listener at PATH in
-// namespace NS; it writes READY when it holds it and then waits to be
-// killed.
+// holderMain is socktab-holder NAME NS KIND ADDR READY: a process named
+// NAME (Go escapes like \x1b allowed) holding, in namespace NS, a unix
+// listener at path ADDR (KIND unix) or a TCP listener on ADDR (KIND tcp);
+// it creates the file READY when it holds it and then waits to be killed.
 func holderMain() {
 	a := os.Args[1:]
-	if len(a) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: socktab-holder NAME NS PATH READY")
+	if len(a) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: socktab-holder NAME NS unix|tcp ADDR READY")
 		os.Exit(2)
 	}
 	name, err := strconv.Unquote(`"` + a[0] + `"`)
@@ -293,18 +293,35 @@ func holderMain() {
 	}
 	if err == nil {
 		err = inNetns(a[1], func() error {
-			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-			if err != nil {
-				return err
+			var fd int
+			var sa unix.Sockaddr
+			if a[2] == "unix" {
+				path, err := strconv.Unquote(`"` + a[3] + `"`)
+				if err != nil {
+					return err
+				}
+				sa = &unix.SockaddrUnix{Name: path}
+				if fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0); err != nil {
+					return err
+				}
+			} else {
+				fam, tsa, err := sockaddr(a[3])
+				if err != nil {
+					return err
+				}
+				sa = tsa
+				if fd, err = unix.Socket(fam, unix.SOCK_STREAM, 0); err != nil {
+					return err
+				}
 			}
-			if err := unix.Bind(fd, &unix.SockaddrUnix{Name: a[2]}); err != nil {
+			if err := unix.Bind(fd, sa); err != nil {
 				return err
 			}
 			return unix.Listen(fd, 8)
 		})
 	}
 	if err == nil {
-		err = os.WriteFile(a[3], nil, 0o644)
+		err = os.WriteFile(a[4], nil, 0o644)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "socktab-holder:", err)
