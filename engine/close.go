@@ -59,6 +59,20 @@ func (h *Host) Close(s *Socket) Result {
 		t.tw = append(t.tw, s)
 	case SynSent:
 		t.drop(s)
+	case FinWait2, TimeWait:
+		// After shutdown(SHUT_WR) the socket was still the user's; now it is
+		// an orphan that keeps its 4-tuple for the rest of its timer. Its
+		// holder class changes with fClosed, so it leaves under the old one.
+		s.flags &^= fClosed
+		t.unhashFlow(s)
+		t.removeOwner(s)
+		s.flags |= fClosed
+		if s.state == FinWait2 || s.Expires() == 0 {
+			s.x().until = h.net.now + timeWaitLen
+		}
+		t.addOwner(s)
+		t.hashFlow(s)
+		t.tw = append(t.tw, s)
 	case CloseWait:
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
 			ph := p.host()
@@ -147,4 +161,95 @@ func (h *Host) gone(s *Socket) {
 	h.leaveAll(s)
 	s.state = Gone
 	h.unregister(s)
+}
+
+// Shutdown is shutdown(SHUT_WR) on a connected TCP socket: it sends its FIN
+// first, so it is the end that holds TIME_WAIT later (tcp_shutdown,
+// tcp_close_state). After the peer's FIN (CLOSE_WAIT) our FIN ends the
+// connection: the peer holds TIME_WAIT and this socket drops to CLOSE.
+func (h *Host) Shutdown(s *Socket) Result {
+	if r, ok := h.check(s); !ok {
+		return r
+	}
+	if s.proto != TCP {
+		return Result{Rule: ruleShutdown} // nothing in the tables changes for UDP and unix
+	}
+	p := s.peerSock()
+	switch s.state {
+	case Established:
+		h.setState(s, FinWait2)
+		if p != nil && !p.Closed() && p.state == Established {
+			p.host().setState(p, CloseWait)
+		}
+	case CloseWait:
+		if p != nil && p.state == FinWait2 {
+			p.host().setState(p, TimeWait)
+			p.x().until = h.net.now + timeWaitLen
+		}
+		h.tcp.unhashFlow(s)
+		if s.flags&fConnectBind != 0 {
+			h.tcp.removeDest(s)
+		}
+		h.connectFailed(s) // LAST_ACK, then CLOSE: the port a connect() chose goes back
+		s.flags |= fWasConnected
+		if s.ext != nil {
+			s.ext.peer = nil
+		}
+	case FinWait2, TimeWait:
+	default:
+		return fail(ENOTCONN, ruleNotConnected)
+	}
+	return Result{Rule: ruleShutdown}
+}
+
+// Abort is close(2) that resets the connection instead of closing it:
+// SO_LINGER with a zero timeout, or unread data in the receive queue
+// (tcp_close sends a RST and goes straight to CLOSE, no TIME_WAIT). The
+// peer, when simulated, is reset too; a connection still in a listener's
+// accept queue leaves it. Other sockets are closed as by Close.
+func (h *Host) Abort(s *Socket) Result {
+	if r, ok := h.check(s); !ok {
+		return r
+	}
+	if s.proto != TCP || (s.state != Established && s.state != CloseWait && s.state != FinWait2 && s.state != SynSent) {
+		return h.Close(s)
+	}
+	h.resetPeer(s)
+	if l := s.Parent(); l != nil && l.ext != nil {
+		l.ext.queue = removeFrom(l.ext.queue, s)
+	}
+	h.tcp.drop(s) // before fClosed: the holder class is the one it joined with
+	s.flags |= fClosed
+	return Result{Rule: ruleAborted}
+}
+
+// Reset is a RST arriving on connection s (its peer wrote to a socket that
+// was gone, or a middlebox reset it): s drops to CLOSE and stays the user's
+// until closed; a closed peer still waiting in FIN_WAIT2 leaves at once.
+func (h *Host) Reset(s *Socket) Result {
+	if r, ok := h.check(s); !ok {
+		return r
+	}
+	if s.proto != TCP || s.state == Closed || s.state == Listen {
+		return fail(ENOTCONN, ruleNotConnected)
+	}
+	if p := s.peerSock(); p != nil && p.Closed() && p.state != Gone {
+		if ph := p.host(); ph != nil {
+			ph.tcp.drop(p)
+		}
+	}
+	if l := s.Parent(); l != nil && l.ext != nil {
+		l.ext.queue = removeFrom(l.ext.queue, s)
+	}
+	t := h.tcp
+	t.unhashFlow(s)
+	if s.flags&fConnectBind != 0 {
+		t.removeDest(s)
+	}
+	h.connectFailed(s)
+	s.flags |= fWasConnected
+	if s.ext != nil {
+		s.ext.peer = nil
+	}
+	return Result{Rule: ruleReset}
 }

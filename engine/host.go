@@ -269,3 +269,20 @@ func (h *Host) table(p Proto) *table {
 	}
 	return h.tcp
 }
+
+// Route is the source address and interface a packet to dst leaves by, as
+// ip_route_output picks them; ok is false when there is no route
+// (ENETUNREACH).
+func (h *Host) Route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) { return h.route(dst) }
+
+// IsLocal reports whether a is an address of this host (127/8 included).
+func (h *Host) IsLocal(a netip.Addr) bool { return h.isLocal(a) }
+
+// Owner returns the host of the network that has a as a local address, or
+// nil. Loopback addresses belong to every host; Owner does not pick one.
+func (n *Network) Owner(a netip.Addr) *Host {
+	if a.Unmap().IsLoopback() {
+		return nil
+	}
+	return n.ownerOf(a)
+}

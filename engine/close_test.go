@@ -1,0 +1,107 @@
+package engine
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// pair connects a client of host c to a listener on 127.0.0.1:port of c
+// itself and returns client, accepted child and listener.
+func pair(t *testing.T, h *Host, port uint16) (*Socket, *Socket, *Socket) {
+	t.Helper()
+	ap := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	l, _ := h.NewSocket(Inet, TCP, 0)
+	if r := h.Bind(l, ap); r.Err != OK {
+		if r.Err != EADDRINUSE {
+			t.Fatal(r.Err)
+		}
+	}
+	h.Listen(l)
+	c, _ := h.NewSocket(Inet, TCP, 0)
+	if r := h.Connect(c, ap); r.Err != OK {
+		t.Fatalf("connect: %v", r.Err)
+	}
+	child, r := h.Accept(l)
+	if r.Err != OK {
+		t.Fatalf("accept: %v", r.Err)
+	}
+	return c, child, l
+}
+
+func TestAbortLeavesNoTimeWaitAndResetsPeer(t *testing.T) {
+	h := NewNetwork(Linux, 1).AddHost("h")
+	c, child, _ := pair(t, h, 8080)
+	if r := h.Abort(c); r.Err != OK {
+		t.Fatal(r.Err)
+	}
+	if c.State() != Gone {
+		t.Fatalf("aborted socket in %v, want gone", c.State())
+	}
+	if child.State() != Closed {
+		t.Fatalf("peer in %v after a RST, want CLOSE", child.State())
+	}
+	for _, s := range h.Sockets() {
+		if s.State() == TimeWait || s.State() == FinWait2 {
+			t.Fatalf("%s left after an abort", Describe(s))
+		}
+	}
+}
+
+func TestAbortUnacceptedLeavesQueue(t *testing.T) {
+	h := NewNetwork(Linux, 1).AddHost("h")
+	ap := netip.MustParseAddrPort("127.0.0.1:8080")
+	l, _ := h.NewSocket(Inet, TCP, 0)
+	h.Bind(l, ap)
+	h.Listen(l)
+	c, _ := h.NewSocket(Inet, TCP, 0)
+	h.Connect(c, ap)
+	child := l.Queue()[0]
+	h.Abort(child) // memnet: a dial that gave up while the queue was full
+	if len(l.Queue()) != 0 || c.State() != Closed {
+		t.Fatalf("queue %d, client %v", len(l.Queue()), c.State())
+	}
+}
+
+func TestShutdownFirstHoldsTimeWait(t *testing.T) {
+	n := NewNetwork(Linux, 1)
+	h := n.AddHost("h")
+	c, child, l := pair(t, h, 8080)
+	h.Shutdown(c) // client sends FIN first
+	if c.State() != FinWait2 || child.State() != CloseWait {
+		t.Fatalf("after shutdown: %v / %v", c.State(), child.State())
+	}
+	h.Close(child) // server closes second: it leaves, the client goes TIME_WAIT
+	if c.State() != TimeWait || child.State() != Gone {
+		t.Fatalf("after the server's close: %v / %v", c.State(), child.State())
+	}
+	h.Close(c)
+	if c.State() != TimeWait {
+		t.Fatalf("closing a TIME_WAIT socket: %v", c.State())
+	}
+	h.Close(l)
+	// The TIME_WAIT keeps the 4-tuple; it expires after 60 s.
+	if got := len(h.Sockets()); got != 1 {
+		t.Fatalf("%d sockets, want the TIME_WAIT only", got)
+	}
+	n.Advance(61 * time.Second)
+	if got := len(h.Sockets()); got != 0 {
+		t.Fatalf("%d sockets after 61 s", got)
+	}
+}
+
+func TestResetByPeerDropsOrphan(t *testing.T) {
+	h := NewNetwork(Linux, 1).AddHost("h")
+	c, child, _ := pair(t, h, 8080)
+	h.Close(child) // server closes first: FIN_WAIT2 orphan, client CLOSE_WAIT
+	if child.State() != FinWait2 || c.State() != CloseWait {
+		t.Fatalf("%v / %v", child.State(), c.State())
+	}
+	h.Reset(c) // the client wrote: the orphan answered RST
+	if child.State() != Gone || c.State() != Closed {
+		t.Fatalf("after the RST: orphan %v, client %v", child.State(), c.State())
+	}
+	if r := h.Connect(c, netip.MustParseAddrPort("127.0.0.1:8080")); r.Err != EISCONN {
+		t.Fatalf("connect after a reset: %v, want EISCONN", r.Err)
+	}
+}
