@@ -143,3 +143,28 @@ func (u *unixTable) close(s *Socket) {
 		u.files[p] = nil
 	}
 }
+
+// UnixSocketAt is the socket a datagram sent to path (or "@name") reaches,
+// as unix_dgram_sendmsg finds it: ENOENT when no such file, ECONNREFUSED
+// when the file has no socket (stale), EPROTOTYPE when its type differs.
+func (h *Host) UnixSocketAt(path string, p Proto) (*Socket, Result) {
+	var o *Socket
+	if isAbstract(path) {
+		o = h.unix.abstract[abstractKey{path, p}]
+		if o == nil {
+			return nil, fail(ECONNREFUSED, ruleUnixNotSocket)
+		}
+	} else {
+		var ok bool
+		if o, ok = h.unix.files[path]; !ok {
+			return nil, fail(ENOENT, ruleUnixNoEntry)
+		}
+		if o == nil {
+			return nil, fail(ECONNREFUSED, ruleUnixNotSocket)
+		}
+	}
+	if o.proto != p {
+		return nil, failWith(EPROTOTYPE, ruleUnixProtoType, o)
+	}
+	return o, Result{Rule: ruleConnected, Other: o}
+}
