@@ -1,0 +1,185 @@
+package memnet
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/socktab/socktab/engine"
+)
+
+// netSpec is a parsed network name: "tcp", "tcp4", "udp6", "unix", ...
+type netSpec struct {
+	name         string
+	proto        engine.Proto
+	only4, only6 bool
+}
+
+func (s netSpec) unix() bool { return s.proto == engine.UnixStream || s.proto == engine.UnixDgram }
+
+func parseNetwork(network string) (netSpec, error) {
+	s := netSpec{name: network}
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		s.proto = engine.TCP
+	case "udp", "udp4", "udp6":
+		s.proto = engine.UDP
+	case "unix":
+		s.proto = engine.UnixStream
+	case "unixgram":
+		s.proto = engine.UnixDgram
+	default:
+		return s, net.UnknownNetworkError(network)
+	}
+	s.only4 = strings.HasSuffix(network, "4")
+	s.only6 = strings.HasSuffix(network, "6")
+	return s, nil
+}
+
+// services are the port names a program may write instead of a number.
+var services = map[string]uint16{"http": 80, "https": 443, "domain": 53, "ssh": 22, "ntp": 123, "smtp": 25}
+
+func parsePort(s string) (uint16, bool) {
+	if p, ok := services[strings.ToLower(s)]; ok {
+		return p, true
+	}
+	if s == "" {
+		return 0, true
+	}
+	v, err := strconv.ParseUint(s, 10, 16)
+	return uint16(v), err == nil
+}
+
+// inetAddrs resolves "host:port" for network spec: the candidates to dial
+// in order, or for a listener the one address package net would pick (the
+// first IPv4 address of a name unless the network is IPv6-only). An empty
+// host is the wildcard (invalid Addr) for a listener and 0.0.0.0 / :: for
+// a dialer ("the local system"). Addresses of the wrong family for tcp4 /
+// tcp6 are filtered out.
+func (n *Network) inetAddrs(spec netSpec, address string, listen bool) ([]netip.AddrPort, error) {
+	host, ps, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	port, ok := parsePort(ps)
+	if !ok {
+		return nil, &net.AddrError{Err: "invalid port", Addr: address}
+	}
+	if host == "" {
+		if listen {
+			return []netip.AddrPort{netip.AddrPortFrom(netip.Addr{}, port)}, nil
+		}
+		if spec.only6 {
+			return []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Unspecified(), port)}, nil
+		}
+		return []netip.AddrPort{netip.AddrPortFrom(netip.IPv4Unspecified(), port)}, nil
+	}
+	addrs, err := n.resolve(host)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.AddrPort
+	for _, a := range addrs {
+		v4 := a.Unmap().Is4()
+		if (spec.only4 && !v4) || (spec.only6 && v4 && !a.Is4In6()) {
+			continue
+		}
+		if spec.only4 {
+			a = a.Unmap()
+		}
+		out = append(out, netip.AddrPortFrom(a, port))
+	}
+	if len(out) == 0 {
+		return nil, &net.AddrError{Err: "no suitable address found", Addr: host}
+	}
+	if listen && len(out) > 1 {
+		if _, err := netip.ParseAddr(host); err != nil && !spec.only6 {
+			for _, ap := range out {
+				if ap.Addr().Is4() {
+					return []netip.AddrPort{ap}, nil
+				}
+			}
+		}
+		out = out[:1]
+	}
+	return out, nil
+}
+
+// family is the socket package net opens for this network and addresses
+// (favoriteAddrFamily): tcp4/udp4 AF_INET; tcp6/udp6 AF_INET6 with
+// IPV6_V6ONLY; a wildcard listener AF_INET6 dual-stack, since every
+// modelled OS maps IPv4 into IPv6 and Go clears IPV6_V6ONLY; otherwise
+// AF_INET when both ends are IPv4, else AF_INET6 dual-stack.
+func family(spec netSpec, laddr, raddr netip.Addr, listen bool) (fam engine.Family, v6only bool) {
+	switch {
+	case spec.only4:
+		return engine.Inet, false
+	case spec.only6:
+		return engine.Inet6, true
+	case listen && (!laddr.IsValid() || laddr.IsUnspecified()):
+		return engine.Inet6, false
+	case (!laddr.IsValid() || laddr.Unmap().Is4()) && (!raddr.IsValid() || raddr.Unmap().Is4()):
+		return engine.Inet, false
+	}
+	return engine.Inet6, false
+}
+
+// sockAddr writes a into a socket of family fam as package net does
+// (ipToSockaddr): 0.0.0.0 becomes :: and other IPv4 addresses v4-mapped in
+// an AF_INET6 socket; a missing address is the family's wildcard.
+func sockAddr(fam engine.Family, ap netip.AddrPort) netip.AddrPort {
+	a := ap.Addr()
+	if fam == engine.Inet {
+		if !a.IsValid() {
+			a = netip.IPv4Unspecified()
+		}
+		return netip.AddrPortFrom(a.Unmap(), ap.Port())
+	}
+	switch {
+	case !a.IsValid() || (a.Is4() && a.IsUnspecified()):
+		a = netip.IPv6Unspecified()
+	case a.Is4():
+		a = netip.AddrFrom16(a.As16())
+	}
+	return netip.AddrPortFrom(a, ap.Port())
+}
+
+func tcpAddr(ap netip.AddrPort) *net.TCPAddr {
+	if !ap.IsValid() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
+
+func udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	if !ap.IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(ap)
+}
+
+// addrPortOf reads a net.Addr a program passed (TCP, UDP or IP address).
+func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		if v == nil {
+			return netip.AddrPort{}, false
+		}
+		ip, ok := netip.AddrFromSlice(v.IP)
+		if !ok && len(v.IP) == 0 {
+			ip, ok = netip.Addr{}, true
+		}
+		return netip.AddrPortFrom(ip.Unmap(), uint16(v.Port)), ok
+	case *net.UDPAddr:
+		if v == nil {
+			return netip.AddrPort{}, false
+		}
+		ip, ok := netip.AddrFromSlice(v.IP)
+		if !ok && len(v.IP) == 0 {
+			ip, ok = netip.Addr{}, true
+		}
+		return netip.AddrPortFrom(ip.Unmap(), uint16(v.Port)), ok
+	}
+	return netip.AddrPort{}, false
+}

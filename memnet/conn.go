@@ -1,0 +1,434 @@
+package memnet
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/socktab/socktab/engine"
+)
+
+// pair is one stream connection: two ends and a pipe each way. One mutex
+// guards both directions; the engine lock is never taken while it is held
+// (the order is Network.mu, then pair.mu).
+type pair struct {
+	mu   sync.Mutex
+	p    [2]pipe // p[i]: what end i wrote
+	c    [2]*Conn
+	link *link // nil between two ends on one host
+	unix bool
+}
+
+// Conn is one end of a TCP or unix stream connection. It implements
+// net.Conn and the methods of *net.TCPConn / *net.UnixConn that programs
+// call (CloseWrite, CloseRead, SetLinger, SetReadBuffer, ...), plus fault
+// injection (Reset, SetReadError, SetWriteError).
+type Conn struct {
+	pr      *pair
+	i       int
+	h       *Host
+	sock    *engine.Socket
+	network string
+	laddr   net.Addr
+	raddr   net.Addr
+	done    chan struct{}
+	rd, wd  deadline
+
+	// guarded by pr.mu
+	closed    bool
+	soErr     syscall.Errno // reported once by the next read or write (sk_err)
+	rdShut    bool          // after a reset or CloseRead: reads give EOF once drained
+	wrShut    bool          // after a reset or CloseWrite: writes fail with EPIPE
+	linger    int           // SO_LINGER seconds, -1: off
+	readErr   error         // injected
+	writeErr  error         // injected
+	// guarded by the network's mutex
+	admit     chan struct{} // closed when a full accept queue takes the connection
+	refused   bool          // the listener closed while the dial waited
+	listenerL *Listener     // the listener whose queue holds the server end
+}
+
+func newPair(h, peer *Host, unix bool) *pair {
+	pr := &pair{unix: unix, p: [2]pipe{newPipe(), newPipe()}}
+	if h != peer {
+		pr.link = h.n.linkOf(h, peer)
+	}
+	return pr
+}
+
+func (c *Conn) in() *pipe  { return &c.pr.p[1-c.i] }
+func (c *Conn) out() *pipe { return &c.pr.p[c.i] }
+func (c *Conn) peer() *Conn {
+	return c.pr.c[1-c.i]
+}
+
+// LocalAddr is the bound local address (*net.TCPAddr or *net.UnixAddr).
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+func (c *Conn) opErr(op string, err error) error {
+	return plainOpError(op, c.network, c.laddr, c.raddr, err)
+}
+
+func (c *Conn) sysErr(op string, e syscall.Errno) error {
+	return opError(op, c.network, c.laddr, c.raddr, op, e)
+}
+
+// Read reads bytes the peer wrote, waiting for them; io.EOF after the
+// peer's CloseWrite or Close, once everything sent before it is read.
+func (c *Conn) Read(b []byte) (int, error) {
+	pr := c.pr
+	in := c.in()
+	pr.mu.Lock()
+	for {
+		switch {
+		case c.closed:
+			pr.mu.Unlock()
+			return 0, c.opErr("read", net.ErrClosed)
+		case c.readErr != nil:
+			err := c.readErr
+			signal(in.readable) // the next blocked reader fails too
+			pr.mu.Unlock()
+			return 0, c.opErr("read", err)
+		case c.rd.passed():
+			pr.mu.Unlock()
+			return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		}
+		down := pr.link.isDown()
+		if in.visible() > 0 && !down {
+			if len(b) == 0 {
+				pr.mu.Unlock()
+				return 0, nil
+			}
+			k := in.get(b)
+			signal(in.writable)
+			if in.visible() > 0 {
+				signal(in.readable) // for another reader
+			}
+			pr.mu.Unlock()
+			return k, nil
+		}
+		if c.soErr != 0 {
+			e := c.soErr
+			c.soErr = 0
+			pr.mu.Unlock()
+			return 0, c.sysErr("read", e)
+		}
+		if (in.fin || c.rdShut) && (in.n == 0 || c.rdShut) {
+			signal(in.readable)
+			pr.mu.Unlock()
+			return 0, io.EOF
+		}
+		if len(b) == 0 {
+			pr.mu.Unlock()
+			return 0, nil
+		}
+		rd, heal := c.rd.wait(), pr.link.healCh()
+		pr.mu.Unlock()
+		select {
+		case <-in.readable:
+		case <-c.done:
+		case <-rd:
+		case <-heal:
+		}
+		pr.mu.Lock()
+	}
+}
+
+// Write writes all of b, waiting while the peer's buffers are full.
+func (c *Conn) Write(b []byte) (int, error) {
+	pr := c.pr
+	out := c.out()
+	done := 0
+	pr.mu.Lock()
+	for {
+		switch {
+		case c.closed:
+			pr.mu.Unlock()
+			return done, c.opErr("write", net.ErrClosed)
+		case c.writeErr != nil:
+			err := c.writeErr
+			signal(out.writable)
+			pr.mu.Unlock()
+			return done, c.opErr("write", err)
+		case c.wd.passed():
+			pr.mu.Unlock()
+			return done, c.opErr("write", os.ErrDeadlineExceeded)
+		case c.soErr != 0:
+			e := c.soErr
+			c.soErr = 0
+			c.wrShut = true
+			pr.mu.Unlock()
+			return done, c.sysErr("write", e)
+		case c.wrShut || out.fin:
+			signal(out.writable)
+			pr.mu.Unlock()
+			return done, c.sysErr("write", syscall.EPIPE)
+		}
+		if p := c.peer(); p != nil && p.closed {
+			if pr.unix {
+				pr.mu.Unlock()
+				return done, c.sysErr("write", syscall.EPIPE)
+			}
+			// The bytes reach a socket that is gone, which answers RST.
+			pr.mu.Unlock()
+			c.receiveReset()
+			return len(b), nil
+		}
+		if done == len(b) {
+			pr.mu.Unlock()
+			return done, nil
+		}
+		if k := out.put(b[done:]); k > 0 {
+			done += k
+			if lat := pr.link.delay(); lat > 0 {
+				out.held += k
+				out.marks = append(out.marks, mark{at: time.Now().Add(lat), count: k})
+				time.AfterFunc(lat, func() { pr.arrive(out) })
+			} else {
+				signal(out.readable)
+			}
+			continue
+		}
+		wd := c.wd.wait()
+		pr.mu.Unlock()
+		select {
+		case <-out.writable:
+		case <-c.done:
+		case <-wd:
+		}
+		pr.mu.Lock()
+	}
+}
+
+// arrive makes bytes whose link latency has passed readable.
+func (pr *pair) arrive(p *pipe) {
+	pr.mu.Lock()
+	now := time.Now()
+	for len(p.marks) > 0 && !p.marks[0].at.After(now) {
+		p.held -= p.marks[0].count
+		p.marks = p.marks[1:]
+	}
+	if p.held < 0 {
+		p.held = 0
+	}
+	signal(p.readable)
+	pr.mu.Unlock()
+}
+
+// receiveReset is a RST arriving at c: the next read or write reports
+// ECONNRESET (EPIPE when the peer had already sent its FIN: tcp_reset in
+// CLOSE_WAIT), later writes EPIPE and reads EOF; the engine drops the
+// connection and the closed peer's orphan.
+func (c *Conn) receiveReset() {
+	n := c.h.n
+	n.lock()
+	c.pr.mu.Lock()
+	c.resetLocked()
+	c.pr.mu.Unlock()
+	if c.sock != nil && !c.pr.unix {
+		c.h.eng.Reset(c.sock)
+	}
+	n.unlock()
+}
+
+// resetLocked marks c reset (pr.mu held).
+func (c *Conn) resetLocked() {
+	if c.closed || (c.rdShut && c.wrShut) {
+		return
+	}
+	c.soErr = syscall.ECONNRESET
+	if c.in().fin && !c.pr.unix {
+		c.soErr = syscall.EPIPE
+	}
+	c.rdShut, c.wrShut = true, true
+	c.wake()
+}
+
+// wake wakes every call blocked on c.
+func (c *Conn) wake() {
+	signal(c.in().readable)
+	signal(c.out().writable)
+}
+
+// Close closes the connection. Unread received data or SO_LINGER 0 make it
+// a reset (the peer's next read or write fails with ECONNRESET, and no
+// TIME_WAIT stays); otherwise the peer reads EOF and the side that closed
+// first holds TIME_WAIT in the engine for the profile's time.
+func (c *Conn) Close() error {
+	n := c.h.n
+	n.lock()
+	pr := c.pr
+	pr.mu.Lock()
+	if c.closed {
+		pr.mu.Unlock()
+		n.unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.closed = true
+	close(c.done)
+	in, out, p := c.in(), c.out(), c.peer()
+	abort := in.n > 0 || c.linger == 0
+	if p != nil && !p.closed {
+		if abort {
+			p.resetLocked()
+			if pr.unix {
+				p.soErr = syscall.ECONNRESET
+			}
+		} else {
+			out.fin = true
+			signal(out.readable)
+		}
+		signal(in.writable)
+	}
+	in.release()
+	pr.mu.Unlock()
+	if c.sock != nil {
+		if abort && !pr.unix {
+			c.h.eng.Abort(c.sock)
+		} else {
+			c.h.eng.Close(c.sock)
+		}
+	}
+	n.unlock()
+	c.rd.set(time.Time{})
+	c.wd.set(time.Time{})
+	return nil
+}
+
+// CloseWrite shuts down the writing side: the peer reads EOF after the
+// data already written; this end sent its FIN first and so holds
+// TIME_WAIT later.
+func (c *Conn) CloseWrite() error {
+	n := c.h.n
+	n.lock()
+	defer n.unlock()
+	pr := c.pr
+	pr.mu.Lock()
+	if c.closed {
+		pr.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	out := c.out()
+	if !out.fin {
+		out.fin = true
+		signal(out.readable)
+	}
+	pr.mu.Unlock()
+	if c.sock != nil && !pr.unix {
+		c.h.eng.Shutdown(c.sock)
+	}
+	return nil
+}
+
+// CloseRead shuts down the reading side: reads return EOF.
+func (c *Conn) CloseRead() error {
+	c.pr.mu.Lock()
+	defer c.pr.mu.Unlock()
+	if c.closed {
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.rdShut = true
+	signal(c.in().readable)
+	return nil
+}
+
+// SetLinger is SO_LINGER: 0 makes Close reset the connection.
+func (c *Conn) SetLinger(sec int) error {
+	c.pr.mu.Lock()
+	defer c.pr.mu.Unlock()
+	if c.closed {
+		return c.opErr("set", net.ErrClosed)
+	}
+	if sec < 0 {
+		sec = -1
+	}
+	c.linger = sec
+	return nil
+}
+
+// SetReadBuffer sets the receive buffer (SO_RCVBUF): the reader's part of
+// what the peer may write before it blocks.
+func (c *Conn) SetReadBuffer(bytes int) error {
+	c.pr.mu.Lock()
+	defer c.pr.mu.Unlock()
+	if c.closed {
+		return c.opErr("set", net.ErrClosed)
+	}
+	in := c.in()
+	in.resize(bytes + (in.size - defaultRcvBuf))
+	signal(in.writable)
+	return nil
+}
+
+// SetWriteBuffer sets the send buffer (SO_SNDBUF).
+func (c *Conn) SetWriteBuffer(bytes int) error {
+	c.pr.mu.Lock()
+	defer c.pr.mu.Unlock()
+	if c.closed {
+		return c.opErr("set", net.ErrClosed)
+	}
+	out := c.out()
+	out.resize(bytes + (out.size - defaultSndBuf))
+	signal(out.writable)
+	return nil
+}
+
+// SetNoDelay, SetKeepAlive and SetKeepAlivePeriod are accepted and have
+// no effect: memnet has no segments and no idle probes.
+func (c *Conn) SetNoDelay(bool) error                 { return nil }
+func (c *Conn) SetKeepAlive(bool) error               { return nil }
+func (c *Conn) SetKeepAlivePeriod(time.Duration) error { return nil }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rd.set(t)
+	c.wd.set(t)
+	return c.deadlineErr()
+}
+
+// SetReadDeadline sets the read deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return c.deadlineErr() }
+
+// SetWriteDeadline sets the write deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return c.deadlineErr() }
+
+func (c *Conn) deadlineErr() error {
+	c.pr.mu.Lock()
+	defer c.pr.mu.Unlock()
+	if c.closed {
+		return c.opErr("set", net.ErrClosed)
+	}
+	return nil
+}
+
+// Reset injects a reset on the connection, as a RST from a middlebox:
+// both ends' next read or write fails with ECONNRESET.
+func (c *Conn) Reset() {
+	c.receiveReset()
+	if p := c.peer(); p != nil {
+		p.receiveReset()
+	}
+}
+
+// SetReadError makes every read fail with err (wrapped in a *net.OpError),
+// blocked reads included; nil clears it.
+func (c *Conn) SetReadError(err error) {
+	c.pr.mu.Lock()
+	c.readErr = err
+	signal(c.in().readable)
+	c.pr.mu.Unlock()
+}
+
+// SetWriteError makes every write fail with err; nil clears it.
+func (c *Conn) SetWriteError(err error) {
+	c.pr.mu.Lock()
+	c.writeErr = err
+	signal(c.out().writable)
+	c.pr.mu.Unlock()
+}
