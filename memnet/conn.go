@@ -38,13 +38,13 @@ type Conn struct {
 	rd, wd  deadline
 
 	// guarded by pr.mu
-	closed    bool
-	soErr     syscall.Errno // reported once by the next read or write (sk_err)
-	rdShut    bool          // after a reset or CloseRead: reads give EOF once drained
-	wrShut    bool          // after a reset or CloseWrite: writes fail with EPIPE
-	linger    int           // SO_LINGER seconds, -1: off
-	readErr   error         // injected
-	writeErr  error         // injected
+	closed   bool
+	soErr    syscall.Errno // reported once by the next read or write (sk_err)
+	rdShut   bool          // after a reset or CloseRead: reads give EOF once drained
+	wrShut   bool          // after a reset or CloseWrite: writes fail with EPIPE
+	linger   int           // SO_LINGER seconds, -1: off
+	readErr  error         // injected
+	writeErr error         // injected
 	// guarded by the network's mutex
 	admit     chan struct{} // closed when a full accept queue takes the connection
 	refused   bool          // the listener closed while the dial waited
@@ -381,8 +381,8 @@ func (c *Conn) SetWriteBuffer(bytes int) error {
 
 // SetNoDelay, SetKeepAlive and SetKeepAlivePeriod are accepted and have
 // no effect: memnet has no segments and no idle probes.
-func (c *Conn) SetNoDelay(bool) error                 { return nil }
-func (c *Conn) SetKeepAlive(bool) error               { return nil }
+func (c *Conn) SetNoDelay(bool) error                  { return nil }
+func (c *Conn) SetKeepAlive(bool) error                { return nil }
 func (c *Conn) SetKeepAlivePeriod(time.Duration) error { return nil }
 
 // SetDeadline sets the read and write deadlines.

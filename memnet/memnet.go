@@ -3,8 +3,8 @@ package memnet
 import (
 	"fmt"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
