@@ -80,6 +80,12 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if !ok {
 		return fail(ENETUNREACH, ruleNoRoute)
 	}
+	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
+		// No IPv6 route between devices for a bound socket; the route is
+		// looked up before ip6_dst_lookup_tail refuses a v4-mapped source
+		// (replay finding).
+		return fail(ENETUNREACH, ruleDeviceLocal6)
+	}
 	if s.fam == Inet6 && !a.Is4In6() && s.flags&fHasAddr != 0 && s.local.Addr().Is4In6() {
 		return fail(EAFNOSUPPORT, ruleMappedSrcV6Dst) // after the route lookup (replay finding)
 	}
@@ -96,9 +102,6 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 			// a loopback device; the route to another host does not.
 			return fail(EINVAL, ruleLoopbackLeaves)
 		}
-	}
-	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
-		return fail(ENETUNREACH, ruleDeviceLocal6) // no IPv6 route between devices for a bound socket
 	}
 	rdst := netip.AddrPortFrom(v4, dst.Port())
 	if s.proto == UDP {

@@ -29,3 +29,24 @@ func TestGenerateParses(t *testing.T) {
 	}
 	t.Logf("seed 1:\n%s", Generate(1))
 }
+
+// TestGenerateWideParses is TestGenerateParses for the wide generator, on
+// one host and on two.
+func TestGenerateWideParses(t *testing.T) {
+	for _, hosts := range []int{1, 2} {
+		for seed := uint64(1); seed <= 1000; seed++ {
+			text := GenerateWide(seed, hosts)
+			if text != GenerateWide(seed, hosts) {
+				t.Fatalf("seed %d: not deterministic", seed)
+			}
+			sc, err := scenario.Parse(fmt.Sprintf("wide-%d", seed), strings.NewReader(text))
+			if err != nil {
+				t.Fatalf("seed %d: %v\n%s", seed, err, text)
+			}
+			if _, err := scenario.Run(sc, scenario.Options{Seed: seed}); err != nil {
+				t.Fatalf("seed %d hosts %d: engine: %v\n%s", seed, hosts, err, text)
+			}
+		}
+	}
+	t.Logf("two hosts, seed 1:\n%s", GenerateWide(1, 2))
+}

@@ -4,7 +4,9 @@ package kerneltest
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"sort"
 	"strings"
 	"time"
@@ -15,9 +17,12 @@ import (
 	"github.com/socktab/socktab/scenario"
 )
 
-// probeWait bounds how long a probe's answer (SYN-ACK or RST, the datagram
-// or the ICMP error it causes) may take; none by then is "drop".
-const probeWait = 500 * time.Millisecond
+// probeWait bounds how long a datagram probe's answer (the datagram
+// delivered, or the ICMP error it causes) may take; none by then is
+// "drop". An answer ends the wait at once, so only a real drop costs it,
+// and a loaded machine (8 replays at once) gets time to answer. A SYN
+// probe waits for its answer or the SYN's retransmission instead.
+const probeWait = 2 * time.Second
 
 // packet answers a "packet" step with real traffic: a SYN is a connect()
 // from a probe socket bound to the source, and the answer is which listener
@@ -37,19 +42,34 @@ func (r *replayer) packet(st *scenario.Step) Result {
 
 func (r *replayer) probe(st *scenario.Step) Result {
 	if st.Proto == engine.TCP && st.Flags != engine.FlagSYN {
-		return skip("only a plain SYN can be probed")
+		return r.probeRaw(st)
 	}
 	src, dst := unmapAP(st.Src), unmapAP(st.Addr)
-	in := "" // the interface a packet from another host comes in on
+	if st.Proto == engine.TCP && r.waitingTuple(dst, src) {
+		// The SYN kills the TIME_WAIT socket (to a listener, or by the RST
+		// its ACK provokes): the engine's query changes nothing.
+		return skip("a SYN to a TIME_WAIT 4-tuple changes it in the kernel")
+	}
+	h := r.cur
 	group := r.groupcast(dst.Addr())
-	if group && r.isLocal(src.Addr()) {
+	if group && h.isLocal(src.Addr()) {
 		return skip("a broadcast or multicast probe from this host (its looped-back copy is not modelled)")
 	}
-	if r.isLocal(src.Addr()) {
+	in := ""        // the interface a packet from elsewhere comes in on
+	var from *netns // where the probe socket is made; nil: this host
+	switch other := r.hostOf(src.Addr()); {
+	case group && other != nil:
+		return skip("a broadcast or multicast from another host of the scenario reaches every host on the link")
+	case h.isLocal(src.Addr()):
 		if why := r.localProbeOK(st, src, dst); why != "" {
 			return skip(why)
 		}
-	} else {
+	case other != nil:
+		if why := r.otherHostProbeOK(st, dst); why != "" {
+			return skip(why)
+		}
+		from = other.ns
+	default:
 		var why string
 		if group {
 			in, why = r.groupIngress(st, dst.Addr())
@@ -64,6 +84,7 @@ func (r *replayer) probe(st *scenario.Step) Result {
 		if err != nil {
 			return skip(err.Error())
 		}
+		from = r.peer
 	}
 	dom := unix.AF_INET
 	if src.Addr().Is6() {
@@ -76,21 +97,21 @@ func (r *replayer) probe(st *scenario.Step) Result {
 	fd := -1
 	var err error
 	r.asRoot(func() error {
-		if in != "" {
-			// Made in the peer namespace, the probe's traffic comes in
-			// on the veth as from another host.
-			if err = r.peer.enter(); err != nil {
+		if from != nil {
+			// Made in another namespace, the probe's traffic comes in on
+			// a veth as from another host.
+			if err = from.enter(); err != nil {
 				return err
 			}
-			defer r.ns.enter()
+			defer h.ns.enter()
 		}
 		fd, err = unix.Socket(dom, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err == nil {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
 			sa := inetAddr(src)
 			if in != "" && src.Addr().IsLinkLocalUnicast() {
-				// A link-local source is on the peer's end of the veth.
-				sa.(*unix.SockaddrInet6).ZoneId = uint32(ifindex(peerName(in)))
+				// A link-local source is on the wire's bridge of the link.
+				sa.(*unix.SockaddrInet6).ZoneId = uint32(ifindex(bridgeName(in)))
 			}
 			err = unix.Bind(fd, sa)
 		}
@@ -112,12 +133,26 @@ func (r *replayer) probe(st *scenario.Step) Result {
 	return r.probeTCP(fd, src, dst)
 }
 
+// otherHostProbeOK says why a probe from another host of the scenario
+// cannot stand for the packet, or "".
+func (r *replayer) otherHostProbeOK(st *scenario.Step, dst netip.AddrPort) string {
+	switch {
+	case st.Dev != "":
+		return "a packet from another host of the scenario comes in where its route sends it, not on a chosen dev"
+	case dst.Addr().IsLoopback():
+		return "a packet from another host to a loopback address is a martian"
+	case !r.cur.isLocal(dst.Addr()):
+		return "from another host, a packet for an address that is not this host's goes elsewhere"
+	}
+	return ""
+}
+
 func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 	// Linger 0: the probe leaves with a RST, never in TIME_WAIT.
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	err := unix.Connect(fd, inetAddr(dst))
 	if errors.Is(err, unix.EINPROGRESS) {
-		err = finishConnect(fd, inetAddr(dst), probeWait)
+		err = finishConnect(fd, inetAddr(dst), connectWait)
 		if errors.Is(err, errPending) {
 			return Result{Result: "drop"}
 		}
@@ -135,7 +170,7 @@ func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 		return skip("probe getsockname: " + errName(err))
 	}
 	me := unmapAP(addrPortOf(local))
-	for _, l := range r.listeners() {
+	for _, l := range r.listeners(r.cur) {
 		for {
 			c, peer, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			if err != nil {
@@ -175,7 +210,7 @@ func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
 		// once one has it, one more read of all of them finds the rest.
 		for pass := 0; pass < 2; pass++ {
 			for _, s := range r.all {
-				if s.closed || s.proto != engine.UDP {
+				if s.closed || s.proto != engine.UDP || s.host != r.cur {
 					continue
 				}
 				for {
@@ -221,7 +256,7 @@ func (r *replayer) localProbeOK(st *scenario.Step, src, dst netip.AddrPort) stri
 		return "a probe from this host arrives on lo, not on " + z
 	}
 	for _, s := range r.socks {
-		if s.device && !s.closed {
+		if s.device && !s.closed && s.host == r.cur {
 			return "a probe from this host arrives on lo; a socket is bound to a device"
 		}
 	}
@@ -241,18 +276,18 @@ func (r *replayer) ingress(st *scenario.Step, dst netip.AddrPort) (string, strin
 		if dev == "" {
 			dev = st.Addr.Addr().Zone()
 		}
-		if !r.ifaces[dev] {
+		if !r.cur.ifaces[dev] {
 			return "", "no veth for dev " + dev
 		}
 		return dev, ""
 	}
 	var names []string
-	for n := range r.ifaces {
+	for n := range r.cur.ifaces {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		for _, p := range r.addrs[n] {
+		for _, p := range r.cur.addrs[n] {
 			if p.Addr() == dst.Addr() {
 				return n, ""
 			}
@@ -261,11 +296,14 @@ func (r *replayer) ingress(st *scenario.Step, dst netip.AddrPort) (string, strin
 	if len(names) == 0 || r.isLocal(dst.Addr()) {
 		return "", "no interface that a packet from another host to " + dst.Addr().String() + " comes in on"
 	}
+	if r.hostOf(dst.Addr()) != nil {
+		return "", "the destination is an address of another host of the scenario: a packet for it arrives there"
+	}
 	return names[0], "" // not local: it comes in somewhere, and is dropped
 }
 
-// routePeer lets the peer namespace send from src to dst over interface
-// in, and this namespace answer back, until undo.
+// routePeer lets the wire send from src to dst over the link of interface
+// in, and this host answer back, until undo.
 func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err error) {
 	undo = func() {}
 	bits := 32
@@ -273,7 +311,8 @@ func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err e
 		bits = 128
 	}
 	sp, dp := netip.PrefixFrom(src, bits).String(), netip.PrefixFrom(dst, bits).String()
-	pdev := peerName(in)
+	pdev := bridgeName(in)
+	h := r.cur
 	err = r.asRoot(func() error {
 		if !r.peerAddrs[pdev+" "+src.String()] {
 			args := []string{"addr", "add", sp, "dev", pdev}
@@ -288,21 +327,25 @@ func (r *replayer) routePeer(in string, src, dst netip.Addr) (undo func(), err e
 		if err := r.peer.ip("route", "replace", dp, "dev", pdev); err != nil {
 			return err
 		}
-		r.ns.ip("neigh", "del", src.String(), "dev", in) // a silentPeer entry
-		if err := r.ns.ip("route", "add", sp, "dev", in); err != nil {
+		h.ns.ip("neigh", "del", src.String(), "dev", in) // a silentPeer entry
+		if err := h.ns.ip("route", "add", sp, "dev", in); err != nil {
 			return err
 		}
-		undo = func() { r.asRoot(func() error { return r.ns.ip("route", "del", sp, "dev", in) }) }
+		undo = func() { r.asRoot(func() error { return h.ns.ip("route", "del", sp, "dev", in) }) }
 		return nil
 	})
 	return undo, err
 }
 
-func (r *replayer) isLocal(a netip.Addr) bool {
+// isLocal reports whether a is an address of the current host.
+func (r *replayer) isLocal(a netip.Addr) bool { return r.cur.isLocal(a) }
+
+func (h *khost) isLocal(a netip.Addr) bool {
+	a = a.Unmap()
 	if a.IsLoopback() {
 		return true
 	}
-	for _, l := range r.local {
+	for _, l := range h.local {
 		if l == a {
 			return true
 		}
@@ -324,6 +367,35 @@ func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+func (r *replayer) probeRaw(st *scenario.Step) Result {
+	return skip("only a plain SYN can be probed")
+}
+
+// waitingTuple reports whether the current host has a TIME-WAIT or
+// FIN-WAIT-2 socket from local to remote. Packet sources at ports 61000 and
+// above (the generators') never are one: ss is not asked.
+func (r *replayer) waitingTuple(local, remote netip.AddrPort) bool {
+	if remote.Port() >= 61000 {
+		return false
+	}
+	var out []byte
+	r.asRoot(func() error {
+		var err error
+		out, err = exec.Command("ss", "-tanH", "state", "time-wait", "state", "fin-wait-2",
+			"src", fmtSS(local), "dst", fmtSS(remote)).Output()
+		return err
+	})
+	return len(strings.TrimSpace(string(out))) > 0
+}
+
+// fmtSS writes an endpoint as ss filters take it.
+func fmtSS(ap netip.AddrPort) string {
+	if ap.Addr().Is6() {
+		return "[" + ap.Addr().String() + "]:" + fmt.Sprint(ap.Port())
+	}
+	return ap.String()
+}
+
 // groupcast reports whether a datagram to a takes the kernel's broadcast /
 // multicast path here: a multicast group, 255.255.255.255, or the last
 // address of an IPv4 subnet of an iface statement.
@@ -340,8 +412,8 @@ func (r *replayer) subnetOf(a netip.Addr) (string, bool) {
 	if !a.Is4() {
 		return "", false
 	}
-	for _, n := range r.order {
-		for _, p := range r.addrs[n] {
+	for _, n := range r.cur.order {
+		for _, p := range r.cur.addrs[n] {
 			if p.Addr().Is4() && p.Bits() < 31 && lastAddr(p) == a {
 				return n, true
 			}
@@ -363,7 +435,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // veth of the subnet it is broadcast for, else the first veth made.
 func (r *replayer) groupIngress(st *scenario.Step, dst netip.Addr) (string, string) {
 	if st.Dev != "" {
-		if !r.ifaces[st.Dev] {
+		if !r.cur.ifaces[st.Dev] {
 			return "", "no veth for dev " + st.Dev
 		}
 		return st.Dev, ""
@@ -371,17 +443,18 @@ func (r *replayer) groupIngress(st *scenario.Step, dst netip.Addr) (string, stri
 	if n, ok := r.subnetOf(dst); ok {
 		return n, ""
 	}
-	if len(r.order) == 0 {
+	if len(r.cur.order) == 0 {
 		return "", "no interface that a broadcast or multicast from another host comes in on"
 	}
-	return r.order[0], ""
+	return r.cur.order[0], ""
 }
 
-// groupSender makes probe fd in the peer namespace send its broadcast or
-// multicast datagram out of the peer end of veth in, as a link-layer
-// broadcast or multicast frame.
+// groupSender makes probe fd in the wire send its broadcast or multicast
+// datagram out of the bridge of veth in's link, as a link-layer broadcast or
+// multicast frame (every host on the link gets it; the query asks about the
+// current one).
 func (r *replayer) groupSender(fd int, in string, dst netip.Addr) error {
-	pdev := peerName(in)
+	pdev := bridgeName(in)
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
 		return err
 	}

@@ -20,9 +20,11 @@ import (
 	"github.com/socktab/socktab/scenario"
 )
 
-// connectWait is how long a non-blocking connect may take before it counts
-// as "in progress": a peer on this host answers well within it.
-const connectWait = 300 * time.Millisecond
+// connectWait bounds how long a non-blocking connect may take before it
+// counts as "in progress". The wait ends earlier, on a state: once the
+// kernel retransmits the SYN (its first timeout, 1 s), the first SYN's
+// answer is lost, whatever the load of the machine.
+const connectWait = 5 * time.Second
 
 // ksock is a real socket of the replay.
 type ksock struct {
@@ -32,43 +34,66 @@ type ksock struct {
 	proto   engine.Proto
 	closed  bool
 	listen  bool
+	host    *khost
 	device  bool  // SO_BINDTODEVICE set
 	pending bool  // a connect off this host still in progress, taken as done
 	stashed []int // children a packet probe accepted before the scenario did
 }
 
-// replayer runs one scenario in its own namespace, on one locked thread.
+// khost is one host of the scenario: a namespace of its own. Its non-lo
+// interfaces are veths whose other ends are ports of a bridge per
+// interface name in the "wire" namespace, so that eth0 of one host and eth0
+// of another share a link.
+type khost struct {
+	name   string
+	ns     *netns
+	index  int
+	used   bool // a statement ran on it (the default host is named by its first "host")
+	ifaces map[string]bool
+	local  []netip.Addr              // addresses of iface statements
+	addrs  map[string][]netip.Prefix // per veth
+	order  []string                  // veths in the order the scenario made them
+}
+
+// replayer runs one scenario, each host in its own namespace, on one
+// locked thread that enters the current host's namespace.
 type replayer struct {
-	ns, peer  *netns
-	tmp       string // AF_UNIX paths live here
-	abstract  string // prefix of abstract names
+	hosts     []*khost
+	cur       *khost
+	peer      *netns          // the wire: bridges, and the sources of packets from elsewhere
+	bridges   map[string]bool // made in the wire, by interface name
+	tmp       string          // AF_UNIX paths live here
+	abstract  string          // prefix of abstract names
 	uid       int
 	socks     map[string]*ksock
 	all       []*ksock
 	anon      int
-	ifaces    map[string]bool
-	order     []string                  // veths in the order the scenario made them
-	local     []netip.Addr              // addresses of iface statements
-	addrs     map[string][]netip.Prefix // per veth
-	peerAddrs map[string]bool           // probe sources added in the peer namespace, as "veth addr"
-	clock     time.Duration             // the scenario's clock, moved by advance
-	born      map[string]time.Duration  // TIME-WAIT / FIN-WAIT-2 sockets, by clock
-	seen      map[string]time.Time      // and when each was first seen, in real time
-	dates     bool                      // the scenario advances: date waiting sockets
-	host      string
-	dead      string // once set, every later step is not comparable
+	peerAddrs map[string]bool          // probe sources added in the wire, as "bridge addr"
+	clock     time.Duration            // the scenario's clock, moved by advance
+	born      map[string]time.Duration // TIME-WAIT / FIN-WAIT-2 sockets, by clock
+	seen      map[string]time.Time     // and when each was first seen, in real time
+	dates     bool                     // the scenario advances: date waiting sockets
+	dead      string                   // once set, every later step is not comparable
+}
+
+func newHost(name string, index int) (*khost, error) {
+	ns, err := addNetns()
+	if err != nil {
+		return nil, err
+	}
+	return &khost{name: name, ns: ns, index: index, ifaces: map[string]bool{},
+		addrs: map[string][]netip.Prefix{}}, nil
 }
 
 // Replay runs sc against the kernel in a fresh network namespace and
 // returns one Result per step.
 func Replay(sc *scenario.Scenario) ([]Result, error) {
-	ns, err := addNetns()
+	h, err := newHost("local", 0)
 	if err != nil {
 		return nil, err
 	}
-	r := &replayer{ns: ns, socks: map[string]*ksock{}, ifaces: map[string]bool{},
-		addrs: map[string][]netip.Prefix{}, peerAddrs: map[string]bool{},
-		born: map[string]time.Duration{}, seen: map[string]time.Time{}}
+	r := &replayer{hosts: []*khost{h}, cur: h, socks: map[string]*ksock{}, bridges: map[string]bool{},
+		peerAddrs: map[string]bool{}, born: map[string]time.Duration{}, seen: map[string]time.Time{}}
 	for _, st := range sc.Steps {
 		r.dates = r.dates || st.Op == scenario.OpAdvance
 	}
@@ -78,7 +103,7 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 		return nil, err
 	}
 	os.Chmod(r.tmp, 0o777) // binds as another uid create files here
-	r.abstract = "@" + ns.name + "-"
+	r.abstract = "@" + h.ns.name + "-"
 	type answer struct {
 		res []Result
 		err error
@@ -88,11 +113,11 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 		// Locked and never unlocked: the thread leaves with the goroutine
 		// and never runs other code inside the namespace or as another uid.
 		runtime.LockOSThread()
-		if err := ns.enter(); err != nil {
+		if err := h.ns.enter(); err != nil {
 			ch <- answer{nil, err}
 			return
 		}
-		r.tune()
+		tune()
 		res := make([]Result, len(sc.Steps))
 		for i := range sc.Steps {
 			res[i] = r.step(&sc.Steps[i])
@@ -106,16 +131,80 @@ func Replay(sc *scenario.Scenario) ([]Result, error) {
 	return a.res, a.err
 }
 
-// tune lifts the ICMP rate limits, so every unreachable port answers.
-func (r *replayer) tune() {
+// tune lifts the rate limits of the calling thread's namespace, so every
+// unreachable port answers and every out-of-window segment gets its ACK.
+func tune() {
 	for _, p := range []string{"net/ipv4/icmp_ratelimit", "net/ipv6/icmp/ratelimit",
-		"net/ipv4/icmp_msgs_per_sec", "net/ipv4/icmp_msgs_burst"} {
+		"net/ipv4/icmp_msgs_per_sec", "net/ipv4/icmp_msgs_burst", "net/ipv4/tcp_invalid_ratelimit"} {
 		v := "0"
 		if strings.Contains(p, "msgs") {
 			v = "100000"
 		}
 		os.WriteFile("/proc/sys/"+p, []byte(v), 0)
 	}
+}
+
+// selectHost makes name the current host, creating its namespace; the
+// default host becomes name when nothing ran on it yet (as the engine
+// creates "local" only when a statement needs a host).
+func (r *replayer) selectHost(name string) error {
+	for _, h := range r.hosts {
+		if h.name == name {
+			return r.enterHost(h)
+		}
+	}
+	if len(r.hosts) == 1 && !r.cur.used && r.cur.name == "local" {
+		r.cur.name = name
+		return nil
+	}
+	var h *khost
+	err := r.asRoot(func() error {
+		var err error
+		h, err = newHost(name, len(r.hosts))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.hosts = append(r.hosts, h)
+	if err := r.enterHost(h); err != nil {
+		return err
+	}
+	r.asRoot(func() error { tune(); return nil })
+	return nil
+}
+
+// enterHost moves the replay's thread into h's namespace: new sockets, ss
+// and ip without -n act there.
+func (r *replayer) enterHost(h *khost) error {
+	err := r.asRoot(h.ns.enter)
+	if err == nil {
+		r.cur = h
+	}
+	return err
+}
+
+// inHost runs f as root in h's namespace and comes back.
+func (r *replayer) inHost(h *khost, f func() error) error {
+	return r.asRoot(func() error {
+		if h != r.cur {
+			if err := h.ns.enter(); err != nil {
+				return err
+			}
+			defer r.cur.ns.enter()
+		}
+		return f()
+	})
+}
+
+// hostOf is the host that has a as a local address, or nil.
+func (r *replayer) hostOf(a netip.Addr) *khost {
+	for _, h := range r.hosts {
+		if h.isLocal(a) {
+			return h
+		}
+	}
+	return nil
 }
 
 func (r *replayer) cleanup() {
@@ -133,11 +222,14 @@ func (r *replayer) cleanup() {
 	if r.peer != nil {
 		r.peer.del()
 	}
-	r.ns.del()
+	for _, h := range r.hosts {
+		h.ns.del()
+	}
 }
 
+// asRoot runs f with the thread's effective uid 0 (nested calls are fine).
 func (r *replayer) asRoot(f func() error) error {
-	if r.uid != 0 {
+	if unix.Geteuid() != 0 {
 		seteuid(0)
 		defer seteuid(r.uid)
 	}
@@ -152,6 +244,9 @@ func (r *replayer) step(st *scenario.Step) Result {
 	if r.dead != "" {
 		return skip(r.dead)
 	}
+	if st.Op != scenario.OpOS && st.Op != scenario.OpHost {
+		r.cur.used = true
+	}
 	switch st.Op {
 	case scenario.OpOS:
 		if st.Str != "linux" {
@@ -160,17 +255,16 @@ func (r *replayer) step(st *scenario.Step) Result {
 		}
 		return Result{Result: "ok"}
 	case scenario.OpHost:
-		if r.host != "" && r.host != st.Str {
-			r.dead = "a second host (the replay has one namespace)"
+		if err := r.selectHost(st.Str); err != nil {
+			r.dead = "host " + st.Str + ": " + err.Error()
 			return skip(r.dead)
 		}
-		r.host = st.Str
 		return Result{Result: "ok"}
 	case scenario.OpIface:
 		return r.iface(st)
 	case scenario.OpRoute:
 		for _, p := range st.Prefixes {
-			if err := r.asRoot(func() error { return r.ns.ip("route", "add", p.String(), "dev", st.Str) }); err != nil {
+			if err := r.asRoot(func() error { return r.cur.ns.ip("route", "add", p.String(), "dev", st.Str) }); err != nil {
 				return skip(err.Error())
 			}
 		}
@@ -230,10 +324,10 @@ func (r *replayer) step(st *scenario.Step) Result {
 		return ok(err)
 	case scenario.OpConnect:
 		return r.connect(s, st)
-	case scenario.OpJoin:
-		return r.join(s, st)
 	case scenario.OpAccept:
 		return r.accept(s, st)
+	case scenario.OpJoin:
+		return r.join(s, st)
 	case scenario.OpClose:
 		s.closed = true
 		for _, c := range s.stashed {
@@ -246,24 +340,25 @@ func (r *replayer) step(st *scenario.Step) Result {
 }
 
 func (r *replayer) iface(st *scenario.Step) Result {
+	h := r.cur
 	err := r.asRoot(func() error {
-		if st.Str != "lo" && !r.ifaces[st.Str] {
-			if err := r.veth(st.Str); err != nil {
+		if st.Str != "lo" && !h.ifaces[st.Str] {
+			if err := r.veth(h, st.Str); err != nil {
 				return err
 			}
-			r.ifaces[st.Str] = true
-			r.order = append(r.order, st.Str)
+			h.ifaces[st.Str] = true
+			h.order = append(h.order, st.Str)
 		}
 		for _, p := range st.Prefixes {
 			args := []string{"addr", "add", p.String(), "dev", st.Str}
 			if p.Addr().Is6() {
 				args = append(args, "nodad")
 			}
-			if err := r.ns.ip(args...); err != nil {
+			if err := h.ns.ip(args...); err != nil {
 				return err
 			}
-			r.local = append(r.local, p.Addr())
-			r.addrs[st.Str] = append(r.addrs[st.Str], p)
+			h.local = append(h.local, p.Addr())
+			h.addrs[st.Str] = append(h.addrs[st.Str], p)
 		}
 		return nil
 	})
@@ -273,9 +368,9 @@ func (r *replayer) iface(st *scenario.Step) Result {
 	return Result{Result: "ok"}
 }
 
-// veth makes interface name in the namespace, one end of a veth pair whose
-// other end is in the peer namespace; both ends are up.
-func (r *replayer) veth(name string) error {
+// veth makes interface name in h's namespace, one end of a veth pair whose
+// other end is a port of the wire's bridge for that name; all are up.
+func (r *replayer) veth(h *khost, name string) error {
 	if r.peer == nil {
 		p, err := addNetns()
 		if err != nil {
@@ -283,23 +378,37 @@ func (r *replayer) veth(name string) error {
 		}
 		r.peer = p
 	}
-	pn := peerName(name)
-	if err := r.ns.ip("link", "add", name, "type", "veth", "peer", "name", pn, "netns", r.peer.name); err != nil {
+	br := bridgeName(name)
+	if !r.bridges[name] {
+		// No STP, no forwarding delay, no multicast snooping: a plain hub.
+		if err := r.peer.ip("link", "add", br, "type", "bridge", "forward_delay", "0", "stp_state", "0",
+			"mcast_snooping", "0"); err != nil {
+			return err
+		}
+		if err := r.peer.ip("link", "set", br, "up"); err != nil {
+			return err
+		}
+		r.bridges[name] = true
+	}
+	pn := ifName(fmt.Sprintf("k%d", h.index), name)
+	if err := h.ns.ip("link", "add", name, "type", "veth", "peer", "name", pn, "netns", r.peer.name); err != nil {
 		return err
 	}
-	if err := r.peer.ip("link", "set", pn, "up"); err != nil {
+	if err := r.peer.ip("link", "set", pn, "master", br, "up"); err != nil {
 		return err
 	}
-	return r.ns.ip("link", "set", name, "up")
+	return h.ns.ip("link", "set", name, "up")
 }
 
-// peerName is the peer namespace's end of veth name.
-func peerName(name string) string {
-	pn := "p" + strings.TrimPrefix(name, "p")
-	if len(pn) > 15 {
-		pn = pn[:15]
+// bridgeName is the wire's bridge joining the interfaces called name.
+func bridgeName(name string) string { return ifName("b", name) }
+
+func ifName(prefix, name string) string {
+	n := prefix + name
+	if len(n) > 15 {
+		n = n[:15]
 	}
-	return pn
+	return n
 }
 
 func (r *replayer) sysctl(st *scenario.Step) Result {
@@ -345,7 +454,7 @@ func (r *replayer) socket(st *scenario.Step) Result {
 	if err != nil {
 		return ok(err)
 	}
-	r.add(&ksock{name: st.Assign, fd: fd, fam: st.Family, proto: st.Proto})
+	r.add(&ksock{name: st.Assign, fd: fd, fam: st.Family, proto: st.Proto, host: r.cur})
 	return Result{Result: "ok"}
 }
 
@@ -390,7 +499,9 @@ func (r *replayer) path(p string) string {
 	if strings.HasPrefix(p, "@") {
 		return r.abstract + p[1:]
 	}
-	return filepath.Join(r.tmp, strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_"))
+	// Files are shared by namespaces; each host has a file namespace of
+	// its own in the engine.
+	return filepath.Join(r.tmp, r.cur.name+"_"+strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_"))
 }
 
 func (r *replayer) sockaddr(st *scenario.Step) (unix.Sockaddr, error) {
@@ -409,7 +520,7 @@ func (r *replayer) sockaddr(st *scenario.Step) (unix.Sockaddr, error) {
 }
 
 // ifindex is the index of the interface called name in the calling
-// thread's namespace, or an index no interface has.
+// thread's namespace (the current host's), or an index no interface has.
 func ifindex(name string) int {
 	if i, err := net.InterfaceByName(name); err == nil {
 		return i.Index
@@ -433,7 +544,7 @@ func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
 		return skip(err.Error())
 	}
 	if st.Path == "" {
-		r.silentPeer(st.Addr.Addr().Unmap())
+		r.silentPeer(s.host, st.Addr.Addr().Unmap())
 	}
 	err = unix.Connect(s.fd, sa)
 	if errors.Is(err, unix.EINPROGRESS) {
@@ -442,7 +553,7 @@ func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
 	if errors.Is(err, errPending) {
 		// A peer elsewhere may answer later (the engine assumes it does);
 		// one on this host answers at once, so a wait means it never will.
-		if d := st.Addr.Addr().Unmap(); d.IsUnspecified() || r.isLocal(d) {
+		if d := st.Addr.Addr().Unmap(); d.IsUnspecified() || r.hostOf(d) != nil {
 			return Result{Result: "EINPROGRESS"}
 		}
 		s.pending = true
@@ -457,20 +568,27 @@ func (r *replayer) connect(s *ksock, st *scenario.Step) Result {
 // silentMAC is a documentation MAC address (RFC 7042) nobody answers to.
 const silentMAC = "00:00:5e:00:53:01"
 
-// silentPeer makes a destination off this host resolve on every veth to a
-// MAC nobody has: a connect there stays in progress, as the engine's
-// "assumed to answer" peer would, instead of failing with EHOSTUNREACH
-// when address resolution gives up after a few seconds.
-func (r *replayer) silentPeer(a netip.Addr) {
-	if a.IsUnspecified() || r.isLocal(a) || a.IsMulticast() || !a.IsValid() {
+// silentPeer makes a destination on no host of the scenario resolve on
+// every veth of h to a MAC nobody has: a connect there stays in progress,
+// as the engine's "assumed to answer" peer would, instead of failing with
+// EHOSTUNREACH when address resolution gives up after a few seconds.
+func (r *replayer) silentPeer(h *khost, a netip.Addr) {
+	if a.IsUnspecified() || r.hostOf(a) != nil || a.IsMulticast() || !a.IsValid() {
 		return
 	}
 	r.asRoot(func() error {
-		for n := range r.ifaces {
-			r.ns.ip("neigh", "replace", a.String(), "lladdr", silentMAC, "dev", n, "nud", "permanent")
+		for n := range h.ifaces {
+			h.ns.ip("neigh", "replace", a.String(), "lladdr", silentMAC, "dev", n, "nud", "permanent")
 		}
 		return nil
 	})
+}
+
+// synRetransmitted reports whether the kernel sent a connecting socket's
+// SYN again: the first one met silence for a whole retransmission timeout.
+func synRetransmitted(fd int) bool {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err == nil && (ti.Retransmits > 0 || ti.Total_retrans > 0)
 }
 
 // errPending is a connect still in progress at the deadline.
@@ -480,13 +598,13 @@ var errPending = errors.New("connect still in progress")
 // connect() again for the outcome, as a blocking connect would have
 // returned it: that also puts a failed socket back to unconnected (reading
 // SO_ERROR instead would leave it "connecting", and the next connect would
-// fail with ECONNABORTED). One still in progress at the deadline is
-// errPending.
+// fail with ECONNABORTED). One whose SYN the kernel retransmitted, or
+// still in progress at the deadline, is errPending.
 func finishConnect(fd int, sa unix.Sockaddr, d time.Duration) error {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 	deadline := time.Now().Add(d)
 	for {
-		left := time.Until(deadline)
+		left := min(time.Until(deadline), 50*time.Millisecond)
 		if left <= 0 {
 			return errPending
 		}
@@ -498,7 +616,10 @@ func finishConnect(fd int, sa unix.Sockaddr, d time.Duration) error {
 			return err
 		}
 		if n == 0 {
-			return errPending
+			if synRetransmitted(fd) {
+				return errPending
+			}
+			continue
 		}
 		err = unix.Connect(fd, sa)
 		if errors.Is(err, unix.EISCONN) {
@@ -527,15 +648,15 @@ func (r *replayer) accept(s *ksock, st *scenario.Step) Result {
 		r.anon++
 		name = fmt.Sprintf("%s.child%d", st.Sock, r.anon)
 	}
-	r.add(&ksock{name: name, fd: fd, fam: s.fam, proto: s.proto})
+	r.add(&ksock{name: name, fd: fd, fam: s.fam, proto: s.proto, host: s.host})
 	return Result{Result: "ok"}
 }
 
-// listeners lists the open listening TCP sockets by name.
-func (r *replayer) listeners() []*ksock {
+// listeners lists the open listening TCP sockets of h by name.
+func (r *replayer) listeners(h *khost) []*ksock {
 	var out []*ksock
 	for _, s := range r.socks {
-		if s.listen && !s.closed && s.proto == engine.TCP {
+		if s.listen && !s.closed && s.proto == engine.TCP && s.host == h {
 			out = append(out, s)
 		}
 	}
@@ -549,7 +670,10 @@ func (r *replayer) listeners() []*ksock {
 func (r *replayer) join(s *ksock, st *scenario.Step) Result {
 	idx := 0
 	if st.Dev != "" {
-		idx = ifindex(st.Dev)
+		r.inHost(s.host, func() error { // the socket's host's interfaces
+			idx = ifindex(st.Dev)
+			return nil
+		})
 	}
 	if st.Group.Is4() {
 		mr := &unix.IPMreqn{Ifindex: int32(idx)}

@@ -54,20 +54,26 @@ func sockets() []tcpSock {
 	return out
 }
 
-// settle waits until no connection between two ends on this host is half
-// way through a close (FIN-WAIT-1, CLOSING, LAST-ACK): the peer is here and
-// answers, so each such state is transient, and reading the table before it
-// passes (as a loaded machine may) would date a TIME-WAIT that is not there
-// yet. A peer off the host may never answer; its states are left alone.
+// settle waits until no connection between two hosts of the scenario (or
+// two ends on one) is half way through a close (FIN-WAIT-1, CLOSING,
+// LAST-ACK): the peer is there and answers, so each such state is
+// transient, and reading the table before it passes (as a loaded machine
+// may) would date a TIME-WAIT that is not there yet. A peer on no host may
+// never answer; its states are left alone.
 func (r *replayer) settle() {
 	deadline := time.Now().Add(settleWait)
 	for {
 		busy := false
-		for _, s := range sockets() {
-			switch s.state {
-			case "FIN-WAIT-1", "CLOSING", "LAST-ACK", "SYN-RECV":
-				busy = busy || r.isLocal(s.peer.Addr().Unmap().WithZone(""))
-			}
+		for _, h := range r.hosts {
+			r.inHost(h, func() error {
+				for _, s := range sockets() {
+					switch s.state {
+					case "FIN-WAIT-1", "CLOSING", "LAST-ACK", "SYN-RECV":
+						busy = busy || r.hostOf(s.peer.Addr().Unmap().WithZone("")) != nil
+					}
+				}
+				return nil
+			})
 		}
 		if !busy || time.Now().After(deadline) {
 			return
@@ -76,14 +82,19 @@ func (r *replayer) settle() {
 	}
 }
 
-// waiting lists the TIME-WAIT and FIN-WAIT-2 sockets of the namespace as
-// "STATE LOCAL PEER".
+// waiting lists the TIME-WAIT and FIN-WAIT-2 sockets of every host as
+// "STATE LOCAL PEER HOSTINDEX".
 func (r *replayer) waiting() map[string]bool {
 	out := map[string]bool{}
-	for _, s := range sockets() {
-		if s.state == "TIME-WAIT" || s.state == "FIN-WAIT-2" {
-			out[s.key] = true
-		}
+	for _, h := range r.hosts {
+		r.inHost(h, func() error {
+			for _, s := range sockets() {
+				if s.state == "TIME-WAIT" || s.state == "FIN-WAIT-2" {
+					out[s.key+" "+strconv.Itoa(h.index)] = true
+				}
+			}
+			return nil
+		})
 	}
 	return out
 }
@@ -133,7 +144,10 @@ func (r *replayer) advance(d time.Duration) {
 				continue
 			}
 			f := strings.Fields(k)
-			exec.Command("ss", "-K", "-tnH", "state", strings.ToLower(f[0]), "src", f[1], "dst", f[2]).Run()
+			i, _ := strconv.Atoi(f[3])
+			r.inHost(r.hosts[i], func() error {
+				return exec.Command("ss", "-K", "-tnH", "state", strings.ToLower(f[0]), "src", f[1], "dst", f[2]).Run()
+			})
 			delete(r.born, k)
 			delete(r.seen, k)
 		}
