@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -360,7 +361,7 @@ func (r *replayer) iface(st *scenario.Step) Result {
 			h.local = append(h.local, p.Addr())
 			h.addrs[st.Str] = append(h.addrs[st.Str], p)
 		}
-		return nil
+		return h.ns.untentative(st.Prefixes)
 	})
 	if err != nil {
 		return skip(err.Error())
@@ -398,6 +399,32 @@ func (r *replayer) veth(h *khost, name string) error {
 		return err
 	}
 	return h.ns.ip("link", "set", name, "up")
+}
+
+// untentative waits until none of addrs is a tentative IPv6 address of
+// the namespace. Even a "nodad" address gets its local route only when the
+// kernel's address work queue has run, which a loaded machine may delay past
+// a SYN's retransmission timeout: a wait on the state, bounded by a
+// deadline. (The fe80:: address the kernel gives the link does real DAD,
+// and nothing waits for it.)
+func (n *netns) untentative(addrs []netip.Prefix) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", n.name, "-6", "-o", "addr", "show").Output()
+		if err != nil || time.Now().After(deadline) {
+			return err
+		}
+		busy := false
+		for _, l := range strings.Split(string(out), "\n") {
+			for _, p := range addrs {
+				busy = busy || (p.Addr().Is6() && strings.Contains(l, " "+p.String()+" ") && strings.Contains(l, "tentative"))
+			}
+		}
+		if !busy {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // bridgeName is the wire's bridge joining the interfaces called name.
