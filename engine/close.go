@@ -54,7 +54,7 @@ func (h *Host) Close(s *Socket) Result {
 		if s.state == FinWait2 {
 			p.host().setState(p, CloseWait)
 		}
-		s.x().until = now + timeWaitLen
+		s.x().until = now + h.prof.TimeWait
 		t.hashFlow(s)
 		t.tw = append(t.tw, s)
 	case SynSent:
@@ -77,7 +77,7 @@ func (h *Host) Close(s *Socket) Result {
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
 			ph := p.host()
 			ph.setState(p, TimeWait)
-			p.x().until = h.net.now + timeWaitLen
+			p.x().until = h.net.now + ph.prof.TimeWait
 		}
 		t.drop(s)
 	default:

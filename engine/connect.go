@@ -5,10 +5,6 @@ import (
 	"time"
 )
 
-// timeWaitLen is TCP_TIMEWAIT_LEN (and the default tcp_fin_timeout for an
-// orphaned FIN_WAIT2): 60 seconds.
-const timeWaitLen = 60 * time.Second
-
 // Connect is connect(2), with Linux's order of checks: a TCP socket's own
 // state first (inet_stream_connect), an unbound UDP socket's port before
 // the address is looked at (inet_dgram_connect autobinds first), then the
@@ -107,7 +103,12 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if s.proto == UDP {
 		return h.connectUDP(s, src, rdst)
 	}
-	return h.connectTCP(s, src, rdst, toSelf)
+	chose := s.flags&fHasPort == 0
+	r := h.connectTCP(s, src, rdst, toSelf)
+	if chose && h.prof.connectNote != "" && s.flags&fHasPort != 0 {
+		r.Rule += Rule("; " + h.prof.connectNote)
+	}
+	return r
 }
 
 // sockForm writes address a the way a socket of family f shows it:
@@ -135,7 +136,14 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		}
 		t.reown(s, func() { s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port())) })
 	} else {
-		port, tw, ok := t.connectPort(s, src, dst)
+		var port uint16
+		var tw *Socket
+		ok := false
+		if pick := h.prof.connectPort; pick != nil {
+			port, ok = pick(t, s, src, dst)
+		} else {
+			port, tw, ok = t.connectPort(s, src, dst)
+		}
 		if !ok {
 			return fail(EADDRNOTAVAIL, ruleNoEphemeral)
 		}
@@ -191,7 +199,11 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		// is refused.
 		target.tcp.drop(d.Socket)
 		h.connectFailed(s)
-		return failWith(ECONNREFUSED, ruleTimeWaitKilled, nil)
+		r := failWith(ECONNREFUSED, ruleTimeWaitKilled, nil)
+		if target.prof.Lookup != LookupLinux {
+			r.Rule += Rule("; not modelled for " + target.prof.Name + ": Linux's TIME_WAIT handling is used")
+		}
+		return r
 	}
 	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf, target == h) {
 		h.establish(s)
@@ -367,7 +379,7 @@ func (t *table) connectPort(s *Socket, src netip.Addr, dst netip.AddrPort) (uint
 		if f == nil {
 			return true
 		}
-		if twOK && f.state == TimeWait && t.h.net.now-(f.Expires()-timeWaitLen) >= t.h.Sysctl.TWReuseDelay {
+		if twOK && f.state == TimeWait && t.h.net.now-(f.Expires()-t.h.prof.TimeWait) >= t.h.Sysctl.TWReuseDelay {
 			tw = f
 			return true
 		}

@@ -37,6 +37,15 @@ func (t *table) hashListener(s *Socket) {
 	k := lkeyOf(s)
 	b := t.lst.bucket(k, true)
 	list := *b
+	if t.h.prof.Lookup != LookupLinux {
+		// No Linux reuseport groups and no tail for AF_INET6 ones: the
+		// newest socket is met first (in_pcbinshash inserts at the head).
+		list = append(list, nil)
+		copy(list[1:], list)
+		list[0] = s
+		*b = list
+		return
+	}
 	if s.ReusePort() {
 		var g *rpGroup
 		for _, x := range list {
@@ -149,8 +158,11 @@ type Delivery struct {
 	Verdict Verdict
 	Stage   Stage
 	Socket  *Socket   // the receiver (for a group, the member the hash picks)
-	Group   []*Socket // the reuseport group that decided, if any
-	All     []*Socket // broadcast and multicast: every receiver (Socket is the first)
+	Group   []*Socket // the reuseport group that decided, if any; with Indeterminate, every candidate
+	// Indeterminate: the profile documents no choice among Group (Winsock
+	// between SO_REUSEADDR sharers); Socket is only one of them.
+	Indeterminate bool
+	All           []*Socket // broadcast and multicast: every receiver (Socket is the first)
 }
 
 // Lookup says which socket receives p, as the kernel's receive path would
@@ -252,6 +264,9 @@ func (t *table) lookupListener(src, dst netip.AddrPort, dev int32) Delivery {
 	pl := t.lst.get(dst.Port())
 	if pl == nil {
 		return miss
+	}
+	if t.h.prof.Lookup != LookupLinux {
+		return t.lookupOther(pl, src, dst, dev, miss, exact, wild)
 	}
 	if s, g := t.best(pl.exactFor(dst.Addr()), src, dst, dev, false); s != nil {
 		return Delivery{Verdict: Deliver, Stage: exact, Socket: s, Group: g}

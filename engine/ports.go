@@ -71,8 +71,8 @@ func (t *table) pickTCPPort(s *Socket) (uint16, bool) {
 	m := modeAuto
 	for {
 		half := 0
-		if s.ReuseAddr() {
-			half = 1
+		if s.ReuseAddr() && t.h.prof.ParityPorts {
+			half = 1 // Linux: SO_REUSEADDR sockets search the lower half first
 		}
 		for {
 			low, high := lo0, hi0+1

@@ -2,8 +2,29 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
+)
+
+// LookupRule is how a profile picks the receiver of an arriving segment
+// or datagram among the sockets bound to one address.
+type LookupRule uint8
+
+const (
+	// LookupLinux: compute_score (AF_INET and a bound device score
+	// higher), the first SO_REUSEPORT socket reached hands over to its
+	// group, which picks a member by a 4-tuple hash.
+	LookupLinux LookupRule = iota
+	// LookupBSD: in_pcblookup_hash (FreeBSD, XNU): a socket on the exact
+	// local address first, the most recently bound of them; then a
+	// wildcard one, AF_INET before a v4-mapped AF_INET6 socket for IPv4.
+	// SO_REUSEPORT forms no group: the newest socket takes unicast.
+	LookupBSD
+	// LookupWinsock: one socket on an address receives; between
+	// SO_REUSEADDR sharers Microsoft documents the choice as
+	// indeterminate, and socktab answers so.
+	LookupWinsock
 )
 
 // Profile is one operating system's rules. Every OS difference lives here;
@@ -23,6 +44,19 @@ type Profile struct {
 	// paths through the port's cached fastreuse / fastreuseport state
 	// (bucket.go).
 	BindBucketCache bool
+	// TimeWait is how long a connection that closed first holds its
+	// 4-tuple and port (Linux TCP_TIMEWAIT_LEN, the BSDs' 2*MSL, Windows'
+	// TcpTimedWaitDelay). An orphaned FIN_WAIT2 is held as long.
+	TimeWait time.Duration
+	// Lookup is the rule that picks a receiver among the listeners (TCP)
+	// or unconnected sockets (UDP) of one address bucket.
+	Lookup LookupRule
+	// connectPort picks connect()'s ephemeral port; nil is Linux's
+	// (__inet_hash_connect, connect.go).
+	connectPort func(t *table, s *Socket, src netip.Addr, dst netip.AddrPort) (uint16, bool)
+	// connectNote is said in the trace of a connect whose port the
+	// profile chose, for what it does not model there.
+	connectNote string
 	// UDPFirstOwner: an explicit UDP bind is decided by the newest
 	// overlapping holder alone (udp_lib_lport_inuse).
 	UDPFirstOwner    bool
@@ -125,7 +159,9 @@ var Linux = register(&Profile{
 	PortLow: 32768, PortHigh: 60999, // af_inet.c inet_init_net
 	PrivilegedBelow: 1024, // PROT_SOCK, net.ipv4.ip_unprivileged_port_start
 	ParityPorts:     true, ListenRecheck: true, Multicast: true, BindBucketCache: true, UDPFirstOwner: true,
-	Options: allOptions,
+	TimeWait: 60 * time.Second, // TCP_TIMEWAIT_LEN, include/net/tcp.h (and tcp_fin_timeout's default)
+	Lookup:   LookupLinux,
+	Options:  allOptions,
 	Sources: []string{"Linux v6.18 net/ipv4/inet_connection_sock.c inet_bind_conflict, inet_csk_get_port",
 		"net/ipv4/udp.c udp_lib_lport_inuse", "net/ipv4/inet_hashtables.c __inet_hash_connect, __inet_lookup_listener"},
 	tcpRule: linuxTCPRule, udpRule: linuxUDPRule,

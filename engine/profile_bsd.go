@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // The FreeBSD and macOS profiles. Both kernels keep 4.4BSD's in_pcbbind:
 // the rules below are read from their source, cited per rule:
 //
@@ -69,6 +71,13 @@ var FreeBSD = register(&Profile{
 	},
 	tcpRule: bsdRule(false, TCP), udpRule: bsdRule(false, UDP),
 	conflictWhy: bsdWhy,
+	// sys/netinet/tcp_timer.h TCPTV_MSL (30 s, net.inet.tcp.msl); TIME_WAIT
+	// lasts 2*MSL (tcp_timer_2msl / tcp_twstart).
+	TimeWait: 60 * time.Second,
+	// sys/netinet/in_pcb.c in_pcblookup_hash_locked / _wild_locked.
+	Lookup:      LookupBSD,
+	connectPort: connectPortShared,
+	connectNote: "FreeBSD in_pcb_lport_dest: random start, then each port in turn, shared across destinations",
 })
 
 // MacOS is XNU's rules (apple-oss-distributions/xnu, 2021+ sources).
@@ -101,6 +110,13 @@ var MacOS = register(&Profile{
 	},
 	tcpRule: bsdRule(true, TCP), udpRule: bsdRule(true, UDP),
 	conflictWhy: bsdWhy,
+	// bsd/netinet/tcp_timer.h TCPTV_MSL is 15 s (net.inet.tcp.msl);
+	// tcp_input enters TIME_WAIT with 2 * tcp_msl.
+	TimeWait: 30 * time.Second,
+	// bsd/netinet/in_pcb.c in_pcblookup_hash.
+	Lookup:      LookupBSD,
+	connectPort: connectPortUnused,
+	connectNote: "XNU in_pcbbind (implicit bind): random start, then upwards; a port nobody holds",
 })
 
 const (

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // The Windows profile, from Microsoft's documentation (no kernel source is
 // public). This file is not called profile_windows.go on purpose: Go reads a
 // _windows suffix as a build constraint, and the profile must exist on every
@@ -38,6 +40,16 @@ var Windows = register(&Profile{
 	},
 	tcpRule: windowsRule, udpRule: windowsRule,
 	errName: windowsErrName, conflictWhy: windowsWhy,
+	// TcpTimedWaitDelay (HKLM\System\CurrentControlSet\Services\Tcpip\
+	// Parameters), documented default 120 s on current Windows
+	// ("Settings that can be modified to improve network performance").
+	TimeWait: 120 * time.Second,
+	Lookup:   LookupWinsock,
+	// connect(): "If the socket is unbound, unique values are assigned to
+	// the local association by the system". Nothing documents the order.
+	connectPort: connectPortUnused,
+	connectNote: "Windows documents no order for ephemeral ports (not modelled): socktab takes a random start " +
+		"in 49152-65535, walks up and takes a port nobody holds",
 })
 
 const (

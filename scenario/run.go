@@ -324,6 +324,15 @@ func (r *runner) packet(st *Step) (Outcome, error) {
 			sort.Strings(names)
 			o.Result = strings.Join(names, "+")
 			o.Reason = fmt.Sprintf("%s: %d receivers", d.Stage, len(d.All))
+		} else if d.Indeterminate {
+			names := make([]string, len(d.Group))
+			for i, g := range d.Group {
+				names[i] = r.name(g)
+			}
+			o.Result = strings.Join(names, "|")
+			o.Reason = fmt.Sprintf("%s: indeterminate: %d sockets share the address and %s documents no choice "+
+				"among them (\"the behavior for all sockets bound to that port is indeterminate\")",
+				d.Stage, len(d.Group), h.Profile().Name)
 		} else if len(d.Group) > 1 {
 			names := make([]string, len(d.Group))
 			for i, g := range d.Group {
@@ -341,6 +350,9 @@ func (r *runner) packet(st *Step) (Outcome, error) {
 		o.Result, o.Reason = "icmp-port-unreachable", d.Stage.String()+": UDP answers ICMP port unreachable"
 	default:
 		o.Result, o.Reason = "drop", d.Stage.String()
+	}
+	if p := h.Profile(); p.Lookup != engine.LookupLinux && (d.Stage == engine.StageTimeWait || d.Stage == engine.StageTimeWaitSYN) {
+		o.Reason += "; not modelled for " + p.Name + ": how TIME_WAIT answers a new segment (this is Linux's tcp_timewait_state_process)"
 	}
 	return o, nil
 }
