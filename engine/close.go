@@ -65,12 +65,10 @@ func (h *Host) Close(s *Socket) Result {
 		// holder class changes with fClosed, so it leaves under the old one.
 		s.flags &^= fClosed
 		t.unhashFlow(s)
-		t.removeOwner(s)
-		s.flags |= fClosed
+		t.reown(s, func() { s.flags |= fClosed })
 		if s.state == FinWait2 || s.Expires() == 0 {
-			s.x().until = h.net.now + timeWaitLen
+			s.x().until = h.net.now + h.prof.TimeWait
 		}
-		t.addOwner(s)
 		t.hashFlow(s)
 		t.tw = append(t.tw, s)
 	case CloseWait:
@@ -184,7 +182,7 @@ func (h *Host) Shutdown(s *Socket) Result {
 	case CloseWait:
 		if p != nil && p.state == FinWait2 {
 			p.host().setState(p, TimeWait)
-			p.x().until = h.net.now + timeWaitLen
+			p.x().until = h.net.now + p.host().prof.TimeWait
 		}
 		h.tcp.unhashFlow(s)
 		if s.flags&fConnectBind != 0 {
