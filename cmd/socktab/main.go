@@ -146,6 +146,9 @@ Exit codes: 0 success (bind would succeed, who finds a receiver); 1 the negative
 
 // noArgs and exactArgs are cobra's validators with usage errors.
 func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 && cmd.HasSubCommands() {
+		return usageErr(fmt.Errorf("unknown command %q (socktab --help lists them)", args[0]))
+	}
 	if len(args) > 0 {
 		return usageErr(fmt.Errorf("unexpected argument %q", args[0]))
 	}

@@ -33,8 +33,13 @@ func TestScripts(t *testing.T) {
 	if os.Getenv("CI") != "" && !liveOK() {
 		t.Fatal("CI: the live CLI scripts need root and network namespaces")
 	}
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	testscript.Run(t, scriptParams(t, "testdata/script"))
+}
+
+// scriptParams are the suite's parameters for the scripts in dir.
+func scriptParams(t *testing.T, dir string) testscript.Params {
+	return testscript.Params{
+		Dir: dir,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("REPO", repoRoot(t))
 			return nil
@@ -54,7 +59,7 @@ func TestScripts(t *testing.T) {
 			"waitfile": cmdWaitfile,
 			"nsmount":  cmdNsmount,
 		},
-	})
+	}
 }
 
 func repoRoot(t *testing.T) string {

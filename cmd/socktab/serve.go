@@ -21,6 +21,9 @@ dashboard with its JSON API, on ` + serve.DefaultListen + ` by default. Every sc
 reads the machine afresh. Any --listen address other than loopback needs TLS or basic
 auth configured in --web.config.file (the Prometheus exporter-toolkit format), or an
 explicit --insecure-listen. No endpoint changes anything on the host.`,
+		Example: `  socktab serve
+  socktab serve --metrics-only --all-netns
+  socktab serve --listen 192.0.2.10:9810 --web.config.file web.yml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if c.Metrics.TopPools < 0 || c.Metrics.MaxListeners < 0 {
