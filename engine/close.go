@@ -56,7 +56,7 @@ func (h *Host) Close(s *Socket) Result {
 		}
 		s.x().until = now + h.prof.TimeWait
 		t.hashFlow(s)
-		t.tw = append(t.tw, s)
+		t.addTimeWait(s)
 	case SynSent:
 		t.drop(s)
 	case FinWait2, TimeWait:
@@ -70,7 +70,7 @@ func (h *Host) Close(s *Socket) Result {
 			s.x().until = h.net.now + h.prof.TimeWait
 		}
 		t.hashFlow(s)
-		t.tw = append(t.tw, s)
+		t.addTimeWait(s)
 	case CloseWait:
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
 			ph := p.host()

@@ -105,3 +105,33 @@ func TestResetByPeerDropsOrphan(t *testing.T) {
 		t.Fatalf("connect after a reset: %v, want EISCONN", r.Err)
 	}
 }
+
+func TestTimeWaitExpiresAfterSkippedScans(t *testing.T) {
+	n := NewNetwork(Linux, 1)
+	h := n.AddHost("h")
+	for i := 0; i < 3; i++ {
+		c, child, l := pair(t, h, uint16(8080+i))
+		h.Close(c)
+		h.Close(child)
+		h.Close(l)
+		n.Advance(10 * time.Second) // the three TIME_WAITs expire 10 s apart
+	}
+	count := func() int { return h.NumSockets() }
+	if got := count(); got != 3 {
+		t.Fatalf("%d sockets, want 3 TIME_WAITs", got)
+	}
+	for i := 0; i < 100; i++ {
+		n.Advance(100 * time.Millisecond) // 30 s to 40 s: nothing expires
+	}
+	if got := count(); got != 3 {
+		t.Fatalf("%d sockets at 40 s", got)
+	}
+	n.Advance(21 * time.Second) // 61 s: the first one
+	if got := count(); got != 2 {
+		t.Fatalf("%d sockets at 61 s, want 2", got)
+	}
+	n.Advance(20 * time.Second)
+	if got := count(); got != 0 {
+		t.Fatalf("%d sockets at 81 s, want 0", got)
+	}
+}

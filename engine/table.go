@@ -276,7 +276,8 @@ type table struct {
 	dests       map[destKey]*destPorts // ports connect() used per destination
 	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
 	rng         uint64
-	tw          []*Socket // TIME_WAIT and orphaned FIN_WAIT2 sockets
+	tw          []*Socket     // TIME_WAIT and orphaned FIN_WAIT2 sockets
+	twNext      time.Duration // no entry of tw expires before this: Advance skips the scan
 	freeBuckets []*portBucket
 	moving      bool // reown is moving a holder: its place in portBucket.order stays
 }
@@ -498,9 +499,24 @@ func (t *table) rep(c *class, port uint16, b *portBucket, self *Socket) *Socket 
 	return nil
 }
 
+// addTimeWait puts s on the list whose timers Advance checks.
+func (t *table) addTimeWait(s *Socket) {
+	if len(t.tw) == 0 || s.Expires() < t.twNext {
+		t.twNext = s.Expires()
+	}
+	t.tw = append(t.tw, s)
+}
+
 // expireTimeWait drops TIME_WAIT / FIN_WAIT2 orphans whose timer ran out.
+// It reads the list only when the earliest timer may have run out, so a
+// clock that advances on every operation (memnet) costs nothing per step.
+// A timer moved later keeps twNext early, which only costs a scan.
 func (t *table) expireTimeWait(now time.Duration) {
+	if len(t.tw) == 0 || now < t.twNext {
+		return
+	}
 	keep := t.tw[:0]
+	next := time.Duration(-1)
 	for _, s := range t.tw {
 		if s.state == Gone {
 			continue
@@ -509,12 +525,15 @@ func (t *table) expireTimeWait(now time.Duration) {
 			t.drop(s)
 			continue
 		}
+		if next < 0 || s.Expires() < next {
+			next = s.Expires()
+		}
 		keep = append(keep, s)
 	}
 	for i := len(keep); i < len(t.tw); i++ {
 		t.tw[i] = nil
 	}
-	t.tw = keep
+	t.tw, t.twNext = keep, next
 }
 
 // hashFlow enters a TCP connection in the map its state belongs to.
