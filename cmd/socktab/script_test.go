@@ -151,7 +151,8 @@ func sockaddr(s string) (int, unix.Sockaddr, error) {
 
 // plant NS KIND ADDR [OPT...]: create a socket in namespace NS, held by the
 // test until the script ends. KIND: listen (TCP listener), udp (bound UDP),
-// unix (unix stream listener at path ADDR), conn (an established TCP pair
+// unix (unix stream listener at path ADDR), unixpair (a connected unix
+// pair; ADDR is ignored), conn (an established TCP pair
 // to the listener at ADDR), timewait (a connection to the listener at ADDR
 // closed by the client first, leaving TIME-WAIT). OPT: v6only=0|1,
 // reuseport, reuseaddr.
@@ -181,6 +182,11 @@ func cmdPlant(ts *testscript.TestScript, neg bool, args []string) {
 				}
 			}
 			return fd, nil
+		}
+		if kind == "unixpair" {
+			pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			fds = append(fds, pair[:]...)
+			return err
 		}
 		if kind == "unix" {
 			fd, err := mk(unix.AF_UNIX, unix.SOCK_STREAM)
