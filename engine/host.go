@@ -78,6 +78,10 @@ type Iface struct {
 	Index    int
 	Loopback bool
 	Addrs    []netip.Prefix
+	// Broadcast are IPv4 broadcast addresses set explicitly (ip addr ...
+	// brd X); the last address of each subnet shorter than /31 is one
+	// anyway.
+	Broadcast []netip.Addr
 }
 
 // Route sends a destination prefix out of an interface.
@@ -149,6 +153,26 @@ func (h *Host) AddIface(name string, addrs ...netip.Prefix) *Iface {
 	return i
 }
 
+// AddIfaceAt adds (or extends) the interface called name with the index
+// the kernel gave it, so that a live socket's SO_BINDTODEVICE ifindex
+// names it. An index another interface has is an error.
+func (h *Host) AddIfaceAt(name string, index int, loopback bool, addrs ...netip.Prefix) (*Iface, error) {
+	if index <= 0 {
+		return nil, fmt.Errorf("interface %q: index %d", name, index)
+	}
+	if o := h.ifaceByIndex(index); o != nil && o.Name != name {
+		return nil, fmt.Errorf("interface %q: index %d is %q's", name, index, o.Name)
+	}
+	i := h.Iface(name)
+	if i == nil {
+		i = &Iface{Name: name}
+		h.Ifaces = append(h.Ifaces, i)
+	}
+	i.Index, i.Loopback = index, i.Loopback || loopback
+	h.AddIface(name, addrs...)
+	return i, nil
+}
+
 // AddRoute sends dst out of the interface called dev.
 func (h *Host) AddRoute(dst netip.Prefix, dev string) error {
 	i := h.Iface(dev)
@@ -203,14 +227,25 @@ func (h *Host) isBroadcast(a netip.Addr) bool {
 	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return true
 	}
+	return h.broadcastIface(a) != nil
+}
+
+// broadcastIface is the interface whose subnet (or explicit broadcast
+// address) a is the broadcast address of, or nil.
+func (h *Host) broadcastIface(a netip.Addr) *Iface {
 	for _, i := range h.Ifaces {
 		for _, p := range i.Addrs {
 			if p.Addr().Is4() && p.Bits() < 31 && lastAddr(p) == a {
-				return true
+				return i
+			}
+		}
+		for _, b := range i.Broadcast {
+			if b == a {
+				return i
 			}
 		}
 	}
-	return false
+	return nil
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

@@ -21,6 +21,9 @@ type SocketSpec struct {
 	ReusePort     bool
 	Dev           int
 	ConnectBind   bool // the port was chosen by connect(), so connect() may share it
+	// MulticastAll is IP_MULTICAST_ALL; nil: the family's default (on for
+	// AF_INET, off for AF_INET6).
+	MulticastAll *bool
 }
 
 // Insert adds an existing socket to the host's tables.
@@ -38,6 +41,13 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 	}
 	if sp.ReusePort {
 		s.flags |= fReusePort
+	}
+	switch {
+	case sp.MulticastAll != nil && *sp.MulticastAll, sp.MulticastAll == nil && sp.Family == Inet:
+		s.flags |= fMcAll4
+	}
+	if sp.Family == Inet6 {
+		s.flags |= fMcAll6
 	}
 	if sp.Family == Unix {
 		if sp.Path != "" {

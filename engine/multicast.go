@@ -204,12 +204,8 @@ func (h *Host) groupIngress(p Packet, dst netip.Addr) *Iface {
 		return h.ifaceByIndex(p.Dev)
 	}
 	if dst.Is4() && !dst.IsMulticast() && dst != limitedBroadcast {
-		for _, i := range h.Ifaces {
-			for _, pf := range i.Addrs {
-				if pf.Addr().Is4() && pf.Bits() < 31 && lastAddr(pf) == dst {
-					return i
-				}
-			}
+		if i := h.broadcastIface(dst); i != nil {
+			return i
 		}
 	}
 	if i := h.firstLink(); i != nil {
@@ -227,6 +223,27 @@ func (h *Host) groupIngress(p Packet, dst netip.Addr) *Iface {
 // for AF_INET sockets only; IPV6_MULTICAST_ALL, on by default). IPv4
 // reaches AF_INET6 sockets unless they are IPV6_V6ONLY; IPv6 only AF_INET6.
 func (h *Host) lookupGroupcast(p Packet, src, dst netip.AddrPort) Delivery {
+	return h.groupcast(p, src, dst, false)
+}
+
+// GroupcastCandidates lists the sockets a UDP broadcast or multicast
+// datagram p would reach if each of them had joined the group: the live
+// inspector cannot see a socket's memberships, so a candidate that is not
+// among Lookup's receivers receives only if it joined. It is nil for a
+// unicast destination or when the interface has not joined the group.
+func (h *Host) GroupcastCandidates(p Packet) []*Socket {
+	dst := netip.AddrPortFrom(p.Dst.Addr().WithZone("").Unmap(), p.Dst.Port())
+	src := netip.AddrPortFrom(p.Src.Addr().WithZone("").Unmap(), p.Src.Port())
+	if p.Proto != UDP || !h.IsGroupcast(dst.Addr()) {
+		return nil
+	}
+	if z := p.Dst.Addr().Zone(); z != "" && p.Dev == 0 {
+		p.Dev = int(h.zoneIndex(z))
+	}
+	return h.groupcast(p, src, dst, true).All
+}
+
+func (h *Host) groupcast(p Packet, src, dst netip.AddrPort, anyMember bool) Delivery {
 	in := h.groupIngress(p, dst.Addr())
 	if in == nil {
 		return Delivery{Verdict: Drop, Stage: StageNotLocal}
@@ -262,7 +279,7 @@ func (h *Host) lookupGroupcast(p Packet, src, dst netip.AddrPort) Delivery {
 		if d := s.device(); d != 0 && d != int32(in.Index) {
 			continue
 		}
-		if mc && !s.takesGroup(dst.Addr(), int32(in.Index)) {
+		if mc && !anyMember && !s.takesGroup(dst.Addr(), int32(in.Index)) {
 			continue
 		}
 		all = append(all, s)

@@ -116,7 +116,7 @@ func (t *Table) Audit() []Exposure {
 	}
 	var out []Exposure
 	grouped := map[*engine.Socket]bool{}
-	for _, s := range t.Host.Sockets() {
+	for _, s := range t.Sockets() {
 		if grouped[s] {
 			continue // reported with its SO_REUSEPORT group
 		}
@@ -130,6 +130,12 @@ func (t *Table) Audit() []Exposure {
 		for _, a := range addrs {
 			dst := netip.AddrPortFrom(a, s.Local().Port())
 			d := t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN})
+			if dv := s.Device(); d.Socket != s && !contains(d.Group, s) && dv != 0 && !a.Unmap().IsLoopback() && !a.IsLinkLocalUnicast() {
+				// A socket bound to a device also takes packets for the
+				// host's other addresses that arrive on that device (Linux
+				// accepts any local address on any interface).
+				d = t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN, Dev: dv})
+			}
 			if d.Socket != s && !contains(d.Group, s) {
 				continue
 			}
@@ -150,6 +156,9 @@ func (t *Table) Audit() []Exposure {
 			}
 		}
 		e.Finding, e.Fix = describe(s, e)
+		if dv := s.Device(); dv != 0 && len(e.Accepts) > 0 {
+			e.Finding += fmt.Sprintf(" (bound to %s: only packets arriving there)", t.ifaceName(dv))
+		}
 		out = append(out, e)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Severity > out[j].Severity })
@@ -202,4 +211,15 @@ func describe(s *engine.Socket, e Exposure) (string, string) {
 		return fmt.Sprintf("%s %s accepts on link-local addresses only", s.Proto(), local), "bind loopback if the link need not reach it"
 	}
 	return fmt.Sprintf("%s %s is reachable from this host only", s.Proto(), local), ""
+}
+
+// ifaceName names the interface with kernel index idx ("if7" when none
+// has it, as ss writes it).
+func (t *Table) ifaceName(idx int) string {
+	for _, i := range t.Host.Ifaces {
+		if i.Index == idx {
+			return i.Name
+		}
+	}
+	return fmt.Sprintf("if%d", idx)
 }

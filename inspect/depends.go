@@ -356,17 +356,27 @@ type WhoAnswer struct {
 // Who answers which socket would receive a packet from src to dst, and
 // whether that depends on options that were not read.
 func (t *Table) WhoAnswer(proto engine.Proto, src, dst netip.AddrPort) (WhoAnswer, error) {
-	d := t.Who(proto, src, dst)
+	return t.WhoAnswerOn(proto, src, dst, 0)
+}
+
+// WhoAnswerOn is WhoAnswer for a packet arriving on interface dev (the
+// kernel's index; 0: the default of engine.Packet).
+func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int) (WhoAnswer, error) {
+	d := t.WhoOn(proto, src, dst, dev)
 	a := WhoAnswer{Answer: AnswerFails, Delivery: d}
 	if d.Verdict == engine.Deliver {
 		a.Answer = AnswerOK
+	}
+	if u := t.groupUnknowns(proto, src, dst, dev, d); len(u) > 0 {
+		a.Answer, a.Unknowns = AnswerDepends, u
+		return a, nil
 	}
 	v := t.portView(proto, dst.Port())
 	if len(v.groups) == 0 {
 		return a, nil
 	}
 	eval := func(sub *Table) (string, error) {
-		return deliveryKey(sub, sub.Who(proto, src, dst)), nil
+		return deliveryKey(sub, sub.WhoOn(proto, src, dst, dev)), nil
 	}
 	results, tried, err := v.vary(v.inferredValues(t), eval)
 	if err != nil {
@@ -400,8 +410,39 @@ func deliveryKey(t *Table, d engine.Delivery) string {
 		for _, g := range d.Group {
 			ids = append(ids, id(g))
 		}
+		for _, g := range d.All {
+			ids = append(ids, id(g))
+		}
 		slices.Sort(ids[1:])
 		b.WriteString(" " + strings.Join(ids, ","))
 	}
 	return b.String()
+}
+
+// groupUnknowns says what a multicast delivery depends on that the kernel
+// does not report: which groups a socket joined (only the interfaces'
+// groups are listed) and, for IPv6 groups, IPV6_MULTICAST_ALL. A socket the
+// datagram could reach, and that is not certain to take it, is named.
+func (t *Table) groupUnknowns(proto engine.Proto, src, dst netip.AddrPort, dev int, d engine.Delivery) []string {
+	if proto != engine.UDP || !dst.Addr().Unmap().IsMulticast() {
+		return nil
+	}
+	cands := t.Host.GroupcastCandidates(engine.Packet{Proto: proto, Src: src, Dst: dst, Dev: dev})
+	var out []string
+	for _, s := range cands {
+		ls := t.Live(s)
+		if ls == nil {
+			continue
+		}
+		where := fmt.Sprintf("the %s socket on %s held by %s", ls.Proto, ls.Local, Owners(ls))
+		switch {
+		case dst.Addr().Unmap().Is6():
+			out = append(out, where+" gets it unless it turned IPV6_MULTICAST_ALL off and did not join the group (neither is reported by the kernel)")
+		case ls.MulticastAll == nil:
+			out = append(out, where+" gets it only if it joined the group or has IP_MULTICAST_ALL (on by default for IPv4 sockets; not read from this kernel)")
+		case !slices.Contains(d.All, s):
+			out = append(out, where+" gets it only if it joined the group (IP_MULTICAST_ALL is off; the kernel does not report a socket's groups)")
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ package inspect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/socktab/socktab/engine"
@@ -19,7 +20,11 @@ type Table struct {
 	Snap   *live.Snapshot
 	Host   *engine.Host
 	bySock map[*engine.Socket]*live.Socket
+	order  []*engine.Socket // in the snapshot's order
 }
+
+// Sockets lists the engine's sockets in the order the kernel listed them.
+func (t *Table) Sockets() []*engine.Socket { return t.order }
 
 // Live returns the live record behind an engine socket, or nil.
 func (t *Table) Live(s *engine.Socket) *live.Socket { return t.bySock[s] }
@@ -53,7 +58,16 @@ var stateOf = map[string]engine.State{
 func Load(snap *live.Snapshot) (*Table, error) {
 	h := engine.NewNetwork(engine.Linux, 1).AddHost(label(snap.Netns))
 	for _, i := range snap.Interfaces {
-		h.AddIface(i.Name, i.Addrs...) // lo exists already; its extra addresses join it
+		// The kernel's index, so that a socket's SO_BINDTODEVICE ifindex
+		// names the same interface here (lo exists already, as index 1).
+		ei, err := h.AddIfaceAt(i.Name, i.Index, i.Loopback, i.Addrs...)
+		if err != nil {
+			return nil, fmt.Errorf("load interfaces: %v", err)
+		}
+		ei.Broadcast = i.Broadcast
+		for _, g := range i.Groups {
+			h.JoinIface(g, i.Index)
+		}
 	}
 	sc := snap.Sysctls
 	if sc.PortLow > 0 {
@@ -83,7 +97,12 @@ func Load(snap *live.Snapshot) (*Table, error) {
 			listenPorts[bk{ls.Proto, netip.AddrPortFrom(netip.Addr{}, ls.Local.Port())}] = true
 		}
 	}
-	for i := range snap.Sockets {
+	// The kernel dumps each lookup chain newest first (sockets enter at its
+	// head), and equal scores go to the first socket met: inserted oldest
+	// first, the engine's chains end up in the kernel's order, so two UDP
+	// sockets sharing an address through SO_REUSEADDR give the datagram to
+	// the most recently bound one, as Linux does.
+	for i := len(snap.Sockets) - 1; i >= 0; i-- {
 		ls := &snap.Sockets[i]
 		sp, ok := specOf(ls)
 		if !ok {
@@ -111,12 +130,15 @@ func Load(snap *live.Snapshot) (*Table, error) {
 		}
 		s.SetName(Name(ls))
 		t.bySock[s] = ls
+		t.order = append(t.order, s)
 	}
+	slices.Reverse(t.order)
 	return t, nil
 }
 
 func specOf(ls *live.Socket) (engine.SocketSpec, bool) {
-	sp := engine.SocketSpec{Local: ls.Local, Remote: ls.Remote, UID: ls.UID, Dev: ls.BoundDev, Path: ls.Path}
+	sp := engine.SocketSpec{Local: ls.Local, Remote: ls.Remote, UID: ls.UID, Dev: ls.BoundDev, Path: ls.Path,
+		MulticastAll: ls.MulticastAll}
 	if ls.Remote.Port() == 0 && (!ls.Remote.IsValid() || ls.Remote.Addr().IsUnspecified()) {
 		sp.Remote = netip.AddrPort{} // sock_diag reports "no peer" as 0.0.0.0:0 / [::]:0
 	}

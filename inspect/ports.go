@@ -35,7 +35,7 @@ func (t *Table) Usable() int {
 // Fullest first.
 func (t *Table) Ports() []PortUse {
 	var c PoolCounter
-	for _, s := range t.Host.Sockets() {
+	for _, s := range t.Sockets() {
 		if s.Family() == engine.Unix {
 			continue
 		}

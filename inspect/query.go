@@ -9,7 +9,14 @@ import (
 
 // Who says which live socket would receive a packet from src to dst.
 func (t *Table) Who(proto engine.Proto, src, dst netip.AddrPort) engine.Delivery {
-	return t.Host.Lookup(engine.Packet{Proto: proto, Src: src, Dst: dst, Flags: engine.FlagSYN})
+	return t.WhoOn(proto, src, dst, 0)
+}
+
+// WhoOn is Who for a packet arriving on the interface with kernel index
+// dev (0: the one that carries dst; for a broadcast or multicast, see
+// engine.Packet).
+func (t *Table) WhoOn(proto engine.Proto, src, dst netip.AddrPort, dev int) engine.Delivery {
+	return t.Host.Lookup(engine.Packet{Proto: proto, Src: src, Dst: dst, Flags: engine.FlagSYN, Dev: dev})
 }
 
 // DefaultSource is the source assumed when none is given: loopback for a

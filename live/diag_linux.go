@@ -22,6 +22,7 @@ const (
 	sizeofUnixDiagMsg   = 16
 
 	inetDiagSKV6Only = 11
+	inetDiagSockopt  = 22     // struct inet_diag_sockopt, since Linux 5.10
 	nlaTypeMask      = 0x3fff // ~(NLA_F_NESTED|NLA_F_NET_BYTEORDER)
 
 	unixDiagName  = 0
@@ -226,6 +227,9 @@ func parseInet(p *parser, proto string, b []byte) {
 		s.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[24:28])), dport)
 	}
 	s.BoundDev = int(binary.NativeEndian.Uint32(b[40:]))
+	if s.BoundDev != 0 {
+		s.BoundDevName = p.devs[s.BoundDev]
+	}
 	// b[44:52] cookie, b[52:56] expires
 	s.RecvQ = binary.NativeEndian.Uint32(b[56:])
 	s.SendQ = binary.NativeEndian.Uint32(b[60:])
@@ -240,6 +244,9 @@ func parseInet(p *parser, proto string, b []byte) {
 		}
 		if typ == inetDiagSKV6Only && l >= 5 && fam == unix.AF_INET6 {
 			s.V6Only = p.bools.ptr(a[4] != 0)
+		}
+		if typ == inetDiagSockopt && l >= 5 {
+			s.MulticastAll = p.bools.ptr(a[4]&mcAllBit != 0)
 		}
 		a = a[min(nlaAlign(l), len(a)):]
 	}
@@ -323,3 +330,13 @@ func fallbackErr(err error) bool {
 	}
 	return false
 }
+
+// mcAllBit is mc_all in the first byte of struct inet_diag_sockopt, a C
+// bitfield: the seventh field, counted from the low bit on little-endian
+// machines and from the high bit on big-endian ones.
+var mcAllBit = func() byte {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
+		return 1 << 6
+	}
+	return 1 << 1
+}()

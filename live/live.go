@@ -3,6 +3,7 @@ package live
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"unsafe"
 )
 
@@ -53,9 +54,16 @@ type Socket struct {
 	// /proc/net gives the backlog and 0.
 	RecvQ uint32 `json:"recv_q"`
 	SendQ uint32 `json:"send_q"`
-	// BoundDev is the ifindex of SO_BINDTODEVICE, 0 for none (always 0 from
-	// the /proc fallback, which does not carry it).
-	BoundDev int `json:"bound_dev,omitempty"`
+	// BoundDev is the kernel's ifindex of SO_BINDTODEVICE, 0 for none
+	// (always 0 from the /proc fallback, which does not carry it), and
+	// BoundDevName that interface's name ("" when unbound, or when no
+	// interface of the namespace has the index any more).
+	BoundDev     int    `json:"bound_dev,omitempty"`
+	BoundDevName string `json:"bound_dev_name,omitempty"`
+	// MulticastAll is IP_MULTICAST_ALL as sock_diag reports it
+	// (INET_DIAG_SOCKOPT; not for TIME-WAIT or from /proc): an unjoined
+	// socket then takes every IPv4 group its host joined. nil when unknown.
+	MulticastAll *bool `json:"multicast_all,omitempty"`
 	// Netns labels the network namespace; "" is the caller's own.
 	Netns string `json:"netns,omitempty"`
 	// Processes holding the socket; filled only with Options.Processes.
@@ -113,10 +121,30 @@ type BindBucket struct {
 
 // Interface is a network interface and its addresses.
 type Interface struct {
-	Name  string         `json:"name"`
-	Index int            `json:"index"`
-	Up    bool           `json:"up"`
-	Addrs []netip.Prefix `json:"addrs"`
+	Name     string         `json:"name"`
+	Index    int            `json:"index"` // the kernel's ifindex
+	Up       bool           `json:"up"`
+	Loopback bool           `json:"loopback"`
+	Addrs    []netip.Prefix `json:"addrs"`
+	// Broadcast holds the IPv4 broadcast addresses set on its addresses
+	// (IFA_BROADCAST), beside the subnets' last addresses.
+	Broadcast []netip.Addr `json:"broadcast,omitempty"`
+	// Groups are the multicast groups the interface joined
+	// (/proc/net/igmp, /proc/net/igmp6): a group's datagrams are accepted
+	// on it. Which socket joined is not reported by the kernel.
+	Groups []netip.Addr `json:"groups,omitempty"`
+}
+
+// DeviceName is the name of the socket's bound device as ss shows it: the
+// interface's name, "if7" when the index names no interface, "" unbound.
+func (s *Socket) DeviceName() string {
+	switch {
+	case s.BoundDev == 0:
+		return ""
+	case s.BoundDevName != "":
+		return s.BoundDevName
+	}
+	return "if" + strconv.Itoa(s.BoundDev)
 }
 
 // Sysctls are the namespace's sysctls that decide binds.
@@ -288,6 +316,7 @@ type parser struct {
 	// rewind when the dump is redone.
 	emitted int
 	netns   string
+	devs    map[int]string // interface names by kernel index, for BoundDevName
 	bools   boolSlab
 	strs    strArena
 	badMsg  int

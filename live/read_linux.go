@@ -88,7 +88,13 @@ func collect(opts Options, label string) (*Snapshot, error) {
 	doTCP, doUDP, doUnix := opts.tables()
 	states := opts.states()
 
-	p := &parser{netns: label, emit: opts.Emit, rewind: opts.Rewind}
+	// The interfaces first: a device-bound socket is named as it is parsed
+	// (ls streams them out at once), and one rtnetlink dump is cheap.
+	ifs, ifErr := readInterfaces()
+	p := &parser{netns: label, emit: opts.Emit, rewind: opts.Rewind, devs: make(map[int]string, len(ifs))}
+	for _, i := range ifs {
+		p.devs[i.Index] = i.Name
+	}
 	if p.emit != nil {
 		p.out = make([]Socket, 0, 16)
 	} else {
@@ -208,9 +214,11 @@ func collect(opts Options, label string) (*Snapshot, error) {
 		return snap, nil
 	}
 
-	ifs, err := readInterfaces()
-	if err != nil {
-		note("interfaces: %v", err)
+	if ifErr != nil {
+		note("interfaces: %v", ifErr)
+	}
+	if err := readGroups(netDir, ifs); err != nil {
+		note("multicast groups: %v", err)
 	}
 	snap.Interfaces = ifs
 	var notes []string

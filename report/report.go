@@ -41,6 +41,10 @@ type Socket struct {
 	Remote *string `json:"remote"`
 	// PeerInode is a connected unix socket's peer inode, else null.
 	PeerInode *uint64 `json:"peer_inode"`
+	// Device is the interface the socket is bound to (SO_BINDTODEVICE, or
+	// an IPv6 zone at bind), null when unbound; "if7" when index 7 names
+	// no interface any more.
+	Device *string `json:"device"`
 	// V6Only is IPV6_V6ONLY where the kernel reports it, else null.
 	V6Only *bool `json:"v6only"`
 	// UID and Inode are null where the kernel has none (TIME-WAIT,
@@ -112,6 +116,9 @@ func FromLive(s *live.Socket, withOwners bool) Socket {
 	} else {
 		l := s.Local.String()
 		j.Local = &l
+		if d := s.DeviceName(); d != "" {
+			j.Device = &d
+		}
 		if !NoPeer(s.Remote) {
 			r := s.Remote.String()
 			j.Remote = &r
@@ -154,6 +161,9 @@ type Who struct {
 	// Group is the SO_REUSEPORT group the receiver was picked from, [] if
 	// there is none.
 	Group []Socket `json:"group"`
+	// Receivers are every socket that gets a copy of a UDP broadcast or
+	// multicast datagram (Socket is the first), [] for unicast.
+	Receivers []Socket `json:"receivers"`
 }
 
 // BindRequest echoes what `bind` was asked.

@@ -364,11 +364,22 @@ func appendLocal(b []byte, s *live.Socket) []byte {
 		}
 		return report.AppendEscaped(b, s.Path)
 	}
-	if s.Family == "inet6" && s.Local.Addr().IsUnspecified() && s.V6Only != nil && !*s.V6Only {
-		b = append(b, "*:"...)
-		return strconv.AppendUint(b, uint64(s.Local.Port()), 10)
+	a := s.Local.Addr()
+	switch {
+	case s.Family == "inet6" && a.IsUnspecified() && s.V6Only != nil && !*s.V6Only:
+		b = append(b, '*')
+	case a.Is6():
+		b = append(a.AppendTo(append(b, '[')), ']')
+	default:
+		b = a.AppendTo(b)
 	}
-	return s.Local.AppendTo(b)
+	if d := s.DeviceName(); d != "" {
+		// ss writes the bound device after the address: 127.0.0.53%lo:53.
+		b = append(b, '%')
+		b = report.AppendEscaped(b, d)
+	}
+	b = append(b, ':')
+	return strconv.AppendUint(b, uint64(s.Local.Port()), 10)
 }
 
 func appendPeer(b []byte, s *live.Socket) []byte {

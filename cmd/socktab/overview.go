@@ -61,7 +61,7 @@ func runOverview(w, stderr io.Writer, f liveFlags) error {
 // listener the engine's lookup would hand its SYN to.
 func connectionsPerListener(t *inspect.Table) map[*engine.Socket]int {
 	out := map[*engine.Socket]int{}
-	for _, s := range t.Host.Sockets() {
+	for _, s := range t.Sockets() {
 		if s.Proto() != engine.TCP || s.State() == engine.Listen || !s.Remote().IsValid() {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/socktab/socktab/engine"
@@ -41,21 +42,35 @@ func completeProto(_ *cobra.Command, args []string, _ string) ([]string, cobra.S
 
 func newWhoCmd() *cobra.Command {
 	var f liveFlags
-	var from string
+	var from, dev string
 	c := &cobra.Command{
-		Use:   "who tcp|udp DST [--from SRC]",
+		Use:   "who tcp|udp DST [--from SRC] [--dev IFACE]",
 		Short: "Which live socket would receive a packet to DST, and why",
 		Long: `Which socket of this machine would receive a packet (a TCP SYN, or a UDP datagram)
 to DST, and the lookup steps that decided it: an established 4-tuple first, then a
-socket bound to DST's address, then a wildcard socket. When none would, TCP answers
-RST and UDP ICMP port unreachable.
+socket bound to DST's address, then a wildcard socket, a socket bound to the
+interface the packet arrives on (SO_BINDTODEVICE) scoring above one that is not.
+When none would, TCP answers RST and UDP ICMP port unreachable.
+
+The packet arrives on the interface that carries DST, or on --dev IFACE; a
+link-local IPv6 DST takes its interface as a zone, [fe80::1%eth0]:80. A UDP
+datagram to a broadcast address (255.255.255.255, or a subnet's broadcast
+address) or to a multicast group reaches every matching socket, and nothing
+answers it; a multicast one only if the interface joined the group (as the
+kernel lists in /proc/net/igmp and igmp6). Its default interface is the
+subnet's for a subnet broadcast, else the first one other than lo. Which
+socket joined which group is not reported by the kernel: where that decides,
+the answer is "depends" and names the sockets.
 
 Exit 0 when a socket would receive the packet, 1 when nothing would (RST, ICMP,
 drop), 2 on a usage or read error, 3 when the receiver depends on socket options
 nobody could read, so scripts can test it.`,
 		Example: `  socktab who tcp 127.0.0.1:8080
   socktab who udp [::1]:53 --from [::1]:40000
-  socktab who tcp 192.0.2.10:443 --all-netns -o json`,
+  socktab who tcp 192.0.2.10:443 --all-netns -o json
+  socktab who tcp [fe80::1%eth0]:22
+  socktab who udp 198.51.100.255:5353
+  socktab who udp 239.1.2.3:5000 --dev eth0`,
 		Args:              exactArgs(2, "tcp|udp DST"),
 		ValidArgsFunction: completeProto,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,29 +99,53 @@ nobody could read, so scripts can test it.`,
 			if err != nil {
 				return err
 			}
-			return runWho(cmd.OutOrStdout(), f.output, tabs, proto, src, dst)
+			return runWho(cmd.OutOrStdout(), f.output, tabs, proto, src, dst, dev)
 		},
 	}
 	f.add(c)
 	c.Flags().StringVar(&from, "from", "", "source ADDR:PORT (default: an outside address, or loopback for a loopback DST)")
+	c.Flags().StringVar(&dev, "dev", "", "the interface the packet arrives on (default: the one that carries DST)")
 	return c
 }
 
 var verdictNames = map[engine.Verdict]string{engine.Deliver: "deliver", engine.RST: "rst",
 	engine.PortUnreachable: "icmp_port_unreachable", engine.Drop: "drop"}
 
-func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Proto, src, dst netip.AddrPort) error {
+// ifaceIndex is the kernel index of the interface called name in a
+// namespace's snapshot.
+func ifaceIndex(s *live.Snapshot, name string) (int, error) {
+	for _, i := range s.Interfaces {
+		if i.Name == name {
+			return i.Index, nil
+		}
+	}
+	return 0, usageErr(fmt.Errorf("--dev %q: no such interface%s", name, map[bool]string{true: " in namespace " + s.Netns, false: ""}[s.Netns != ""]))
+}
+
+func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Proto, src, dst netip.AddrPort, dev string) error {
 	outs := []report.Who{}
 	code := 0
 	for _, t := range tabs {
-		ans, err := t.WhoAnswer(proto, src, dst)
+		idx := 0
+		if dev != "" {
+			var err error
+			if idx, err = ifaceIndex(t.Snap, dev); err != nil {
+				return err
+			}
+		}
+		ans, err := t.WhoAnswerOn(proto, src, dst, idx)
 		if err != nil {
 			return err
 		}
 		d := ans.Delivery
 		o := report.Who{Netns: t.Snap.Netns, Proto: proto.String(), Src: src.String(), Dst: dst.String(),
 			Answer: string(ans.Answer), Unknowns: nonNil(ans.Unknowns), OptionsSource: snapOptsSource(t.Snap),
-			Verdict: verdictNames[d.Verdict], Stage: d.Stage.String(), Group: []report.Socket{}}
+			Verdict: verdictNames[d.Verdict], Stage: d.Stage.String(), Group: []report.Socket{}, Receivers: []report.Socket{}}
+		for _, r := range d.All {
+			if ls := t.Live(r); ls != nil {
+				o.Receivers = append(o.Receivers, tableJSON(ls))
+			}
+		}
 		code = combineExit(code, ans.Answer)
 		if d.Socket != nil {
 			if ls := t.Live(d.Socket); ls != nil {
@@ -124,6 +163,10 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 			continue
 		}
 		fmt.Fprintf(w, "%s%s %s -> %s\n", nsPrefix(t.Snap.Netns), proto, src, dst)
+		if groupWho(w, t, d, dst) {
+			printUnknowns(w, ans.Answer, ans.Unknowns)
+			continue
+		}
 		steps := []string{"1. established 4-tuple", "2. listener on " + dst.Addr().String(), "3. wildcard listener"}
 		if proto == engine.UDP {
 			steps = []string{"1. connected socket", "2. socket bound to " + dst.Addr().String(), "3. wildcard socket"}
@@ -233,7 +276,13 @@ the socket that blocks it with its owners, and the rule.
 Exit status: 0 the bind would succeed, 1 it would fail, 3 it depends on
 socket options that could not be read (the answer names them), 2 usage or
 read error. Socket options of the sockets on the port are read by a BPF
-socket iterator (root, kernel with BTF), else from the owners' descriptors.`,
+socket iterator (root, kernel with BTF), else from the owners' descriptors.
+
+The bind runs as --uid, by default the caller's own uid: as a user other
+than root, a port below net.ipv4.ip_unprivileged_port_start is EACCES, and
+SO_REUSEPORT shares a port only with that user's sockets. (The kernel tests
+the capability CAP_NET_BIND_SERVICE, not the uid: a non-root program given
+that capability may bind low ports; socktab answers as for a plain user.)`,
 		Example: `  socktab bind tcp 0.0.0.0:8080
   socktab bind tcp [::]:443 --v6only --reuseport
   socktab bind udp 127.0.0.1:5353 -o json`,
@@ -268,7 +317,7 @@ socket iterator (root, kernel with BTF), else from the owners' descriptors.`,
 	c.Flags().BoolVar(&req.ReuseAddr, "reuseaddr", false, "set SO_REUSEADDR")
 	c.Flags().BoolVar(&req.ReusePort, "reuseport", false, "set SO_REUSEPORT")
 	c.Flags().BoolVar(&req.V6Only, "v6only", false, "set IPV6_V6ONLY")
-	c.Flags().Uint32Var(&req.UID, "uid", 0, "bind as this user")
+	c.Flags().Uint32Var(&req.UID, "uid", uint32(os.Getuid()), "bind as this user: the socket's owner (SO_REUSEPORT sharing) and the caller (ports below net.ipv4.ip_unprivileged_port_start need uid 0)")
 	return c
 }
 
@@ -331,4 +380,27 @@ func joinAddrs(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, " ")
+}
+
+// groupWho prints the answer for a broadcast or multicast destination and
+// reports whether it did.
+func groupWho(w io.Writer, t *inspect.Table, d engine.Delivery, dst netip.AddrPort) bool {
+	switch d.Stage {
+	case engine.StageBroadcast, engine.StageMulticast:
+		fmt.Fprintf(w, "  %s: each of %d socket(s) gets a copy\n", d.Stage, len(d.All))
+		for _, s := range d.All {
+			if ls := t.Live(s); ls != nil {
+				fmt.Fprintf(w, "  => %s %s %s held by %s\n", ls.Proto, localText(ls), ls.State, inspect.Owners(ls))
+			}
+		}
+	case engine.StageNotJoined:
+		fmt.Fprintf(w, "  no interface it arrives on joined %s: dropped\n", dst.Addr())
+	case engine.StageNoGroupReceiver:
+		fmt.Fprintf(w, "  => no socket takes it: dropped (a broadcast or multicast is never answered with ICMP)\n")
+	case engine.StageNotUnicast:
+		fmt.Fprintf(w, "  => dropped: TCP takes no broadcast or multicast segment\n")
+	default:
+		return false
+	}
+	return true
 }
