@@ -66,10 +66,7 @@ Exit 0 when a socket would receive the packet, 1 when nothing would (RST, ICMP,
 drop), 2 on a usage or read error, 3 when the receiver depends on socket options
 nobody could read, so scripts can test it.`,
 		Example: `  socktab who tcp 127.0.0.1:8080
-  socktab who udp [::1]:53 --from [::1]:40000
-  socktab who tcp 192.0.2.10:443 --all-netns -o json
-  socktab who tcp [fe80::1%eth0]:22
-  socktab who udp 198.51.100.255:5353
+  socktab who tcp [fe80::1%eth0]:22 --all-netns -o json
   socktab who udp 239.1.2.3:5000 --dev eth0`,
 		Args:              exactArgs(2, "tcp|udp DST"),
 		ValidArgsFunction: completeProto,
