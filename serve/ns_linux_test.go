@@ -25,7 +25,9 @@ import (
 //   - publicAddr (203.0.113.5, a documentation address, so "public") on lo;
 //   - a wildcard listener 0.0.0.0:8080, which reaches publicAddr;
 //   - a specific listener 203.0.113.5:7000 and 9 connections to it from a
-//     10-port ephemeral range (40000-40009): a pool 90% used.
+//     10-port ephemeral range (40000-40009): a pool 90% used;
+//   - a wildcard 0.0.0.0:9000 that a specific 127.0.0.1:9000 shadows
+//     (both with SO_REUSEPORT, which lets them share the port).
 type plantedNS struct {
 	name string
 	keep []any // the planted sockets, open until cleanup
@@ -94,6 +96,24 @@ func newPlantedNS(t *testing.T) *plantedNS {
 			return err
 		}
 		ns.keep = append(ns.keep, srv)
+		// Linux lets a specific listener share a port with a wildcard one
+		// only with SO_REUSEPORT on both.
+		reusePort := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		for _, a := range []string{"0.0.0.0:9000", "127.0.0.1:9000"} {
+			l, err := reusePort.Listen(context.Background(), "tcp4", a)
+			if err != nil {
+				return err
+			}
+			ns.keep = append(ns.keep, l)
+		}
 		for i := 0; i < poolClients; i++ {
 			c, err := net.Dial("tcp4", poolServer)
 			if err != nil {

@@ -31,7 +31,10 @@ type Config struct {
 	MetricsOnly    bool
 	Target         Target
 	Metrics        MetricsOptions
-	Log            *slog.Logger
+	// CLI answers the dashboard's who, bind, audit and ports questions with
+	// the CLI itself (see CLIRunner).
+	CLI CLIRunner
+	Log *slog.Logger
 }
 
 // CheckListen refuses to expose the server beyond loopback without

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os/signal"
@@ -32,6 +34,7 @@ explicit --insecure-listen. No endpoint changes anything on the host.`,
 			// main turns the collector off for short runs; a server lives long.
 			debug.SetGCPercent(100)
 			c.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			c.CLI = runInProcess
 			if err := c.CheckListen(); err != nil {
 				return err
 			}
@@ -51,4 +54,23 @@ explicit --insecure-listen. No endpoint changes anything on the host.`,
 	f.IntVar(&c.Metrics.TopPools, "top-pools", c.Metrics.TopPools, "ephemeral-port pools with their own series, fullest first, per namespace")
 	f.IntVar(&c.Metrics.MaxListeners, "max-listeners", c.Metrics.MaxListeners, "listeners with their own series, most severe first, per namespace")
 	return cmd
+}
+
+// runInProcess runs one socktab command line in-process for the dashboard, so
+// that its answers are the CLI's own output.
+func runInProcess(args []string) (stdout, stderr []byte, code int, err error) {
+	var out, errOut bytes.Buffer
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if e := root.Execute(); e != nil {
+		var ee exitError
+		if errors.As(e, &ee) {
+			return out.Bytes(), errOut.Bytes(), ee.code, nil
+		}
+		fmt.Fprintln(&errOut, "socktab:", e)
+		return out.Bytes(), errOut.Bytes(), 2, nil
+	}
+	return out.Bytes(), errOut.Bytes(), 0, nil
 }
