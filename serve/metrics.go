@@ -32,11 +32,11 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descSockets = desc("sockets", "Sockets by protocol (tcp, udp, unix), family (inet, inet6, unix) and state (ss names: LISTEN, ESTAB, TIME-WAIT, UNCONN, ...).",
 		"netns", "proto", "family", "state")
-	descListener = desc("listener", "One series per TCP listener or bound UDP socket (value 1): the local address, the address classes it really accepts on (loopback, link-local, private, cgnat, ula, public joined by '+', 'none' when more specific sockets take every address) and the audit severity.",
+	descListener = desc("listener", "One series per TCP listener or bound UDP socket (value 1): the local address, the address classes it really accepts on as socktab audit names them (loopback, link-local, private, cgnat, ula, documentation, ..., public), joined by '+', 'none' when more specific sockets take every address, and the audit severity.",
 		"netns", "proto", "local", "classes", "severity")
 	descListenerAddrs = desc("listener_accepting_addresses", "Addresses of this host a listener accepts on (wildcards expanded, minus addresses more specific listeners take).",
 		"netns", "proto", "local")
-	descFindings = desc("audit_findings", "Listeners per audit severity (info: loopback only, low: link-local, medium: private/CGNAT/ULA, high: public).",
+	descFindings = desc("audit_findings", "Listeners per audit severity (info: loopback only, low: link-local, medium: private, CGNAT, ULA, documentation and other ranges not routed on the Internet, high: public).",
 		"netns", "severity")
 	descListenersOmitted = desc("listeners_omitted", "Listeners without a socktab_listener series because of --max-listeners.", "netns")
 	descPoolUsed         = desc("ephemeral_ports_used", "Ephemeral ports in use (TIME-WAIT included) toward one destination, for the fullest pools (--top-pools).",

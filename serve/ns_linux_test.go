@@ -22,7 +22,9 @@ import (
 )
 
 // plantedNS is a private network namespace with planted sockets:
-//   - publicAddr (203.0.113.5, a documentation address, so "public") on lo;
+//   - publicAddr (203.0.113.5) on lo: the host's outside address. Tests may
+//     plant only documentation addresses, which socktab classes
+//     "documentation" (medium), so it stands in for a public one;
 //   - a wildcard listener 0.0.0.0:8080, which reaches publicAddr;
 //   - a specific listener 203.0.113.5:7000 and 9 connections to it from a
 //     10-port ephemeral range (40000-40009): a pool 90% used;
