@@ -301,6 +301,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		ctx, cancel = context.WithDeadline(ctx, d.Deadline)
 		defer cancel()
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, d.ctxErr(spec, nil, err)
+	}
 	if spec.unix() {
 		return d.dialUnix(ctx, spec, address)
 	}
@@ -317,6 +320,12 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	}
 	var first error
 	for _, ap := range aps {
+		if err := ctx.Err(); err != nil {
+			if first == nil {
+				first = d.ctxErr(spec, tcpAddr(ap), err)
+			}
+			break
+		}
 		var c net.Conn
 		if spec.proto == engine.UDP {
 			c, err = d.dialUDP(spec, local, ap)

@@ -237,7 +237,7 @@ func (c *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if c.raddr != nil {
 		return 0, c.opErr("write", addr, net.ErrWriteToConnected)
 	}
-	return c.send(b, addr)
+	return c.send(b, addr, "sendto")
 }
 
 // Write sends one datagram to the connected peer.
@@ -245,10 +245,10 @@ func (c *PacketConn) Write(b []byte) (int, error) {
 	if c.raddr == nil {
 		return 0, c.opErr("write", nil, syscall.EDESTADDRREQ)
 	}
-	return c.send(b, c.raddr)
+	return c.send(b, c.raddr, "write")
 }
 
-func (c *PacketConn) send(b []byte, addr net.Addr) (int, error) {
+func (c *PacketConn) send(b []byte, addr net.Addr, call string) (int, error) {
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -265,25 +265,25 @@ func (c *PacketConn) send(b []byte, addr net.Addr) (int, error) {
 		e := c.soErr
 		c.soErr = 0
 		c.mu.Unlock()
-		return 0, opError("write", c.network, c.laddr, addr, "write", e)
+		return 0, opError("write", c.network, c.laddr, addr, call, e)
 	}
 	c.mu.Unlock()
 	if c.unix {
-		return c.sendUnix(b, addr)
+		return c.sendUnix(b, addr, call)
 	}
 	dst, ok := addrPortOf(addr)
 	if !ok {
 		return 0, c.opErr("write", addr, &net.AddrError{Err: "unknown address type", Addr: addrString(addr)})
 	}
 	if len(b) > maxDatagram {
-		return 0, opError("write", c.network, c.laddr, addr, "sendto", syscall.EMSGSIZE)
+		return 0, opError("write", c.network, c.laddr, addr, call, syscall.EMSGSIZE)
 	}
 	n := c.h.n
 	n.lock()
 	e, lat, to, from := c.route(dst)
 	if e != 0 {
 		n.unlock()
-		return 0, opError("write", c.network, c.laddr, addr, "sendto", e)
+		return 0, opError("write", c.network, c.laddr, addr, call, e)
 	}
 	if to == nil {
 		n.unlock()

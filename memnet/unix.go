@@ -55,7 +55,7 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 			h.eng.Close(s)
 			return nil, opError("dial", spec.name, nil, raddr, "connect", sysErr(r2))
 		}
-		pc := newPacketConn(h, s, spec.name, &net.UnixAddr{Net: spec.name}, true)
+		pc := newPacketConn(h, s, spec.name, unnamed(spec.name), true)
 		pc.raddr = raddr
 		n.packets[s] = pc
 		_ = r
@@ -84,17 +84,17 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 	}
 	child := q[len(q)-1]
 	pr := newPair(h, h, true)
-	c := &Conn{pr: pr, i: 0, h: h, sock: s, network: spec.name, laddr: &net.UnixAddr{Net: spec.name}, raddr: raddr,
+	c := &Conn{pr: pr, i: 0, h: h, sock: s, network: spec.name, laddr: unnamed(spec.name), raddr: raddr,
 		done: make(chan struct{}), linger: -1}
 	sc := &Conn{pr: pr, i: 1, h: h, sock: child, network: spec.name, laddr: &net.UnixAddr{Name: path, Net: spec.name},
-		raddr: &net.UnixAddr{Net: spec.name}, done: make(chan struct{}), linger: -1, listenerL: l}
+		raddr: unnamed(spec.name), done: make(chan struct{}), linger: -1, listenerL: l}
 	pr.c = [2]*Conn{c, sc}
 	l.queue = append(l.queue, sc)
 	signal(l.ready)
 	return c, nil
 }
 
-func (c *PacketConn) sendUnix(b []byte, addr net.Addr) (int, error) {
+func (c *PacketConn) sendUnix(b []byte, addr net.Addr, call string) (int, error) {
 	ua, ok := addr.(*net.UnixAddr)
 	if !ok || ua == nil {
 		return 0, c.opErr("write", addr, &net.AddrError{Err: "unknown address type", Addr: addrString(addr)})
@@ -105,12 +105,12 @@ func (c *PacketConn) sendUnix(b []byte, addr net.Addr) (int, error) {
 		s, r := c.h.eng.UnixSocketAt(ua.Name, engine.UnixDgram)
 		if r.Err != engine.OK {
 			n.unlock()
-			return 0, opError("write", c.network, c.laddr, addr, "sendto", sysErr(r))
+			return 0, opError("write", c.network, c.laddr, addr, call, sysErr(r))
 		}
 		to := n.packets[s]
 		n.unlock()
 		if to == nil {
-			return 0, opError("write", c.network, c.laddr, addr, "sendto", syscall.ECONNREFUSED)
+			return 0, opError("write", c.network, c.laddr, addr, call, syscall.ECONNREFUSED)
 		}
 		from := ""
 		if la, ok := c.laddr.(*net.UnixAddr); ok {
@@ -124,7 +124,7 @@ func (c *PacketConn) sendUnix(b []byte, addr net.Addr) (int, error) {
 		closed := to.closed
 		to.mu.Unlock()
 		if closed {
-			return 0, opError("write", c.network, c.laddr, addr, "sendto", syscall.ECONNREFUSED)
+			return 0, opError("write", c.network, c.laddr, addr, call, syscall.ECONNREFUSED)
 		}
 		wd := c.wd.wait()
 		select {
@@ -137,3 +137,7 @@ func (c *PacketConn) sendUnix(b []byte, addr net.Addr) (int, error) {
 		}
 	}
 }
+
+// unnamed is the address of a unix socket bound to nothing, as package net
+// reports it on Linux (getsockname gives an empty abstract name: "@").
+func unnamed(network string) *net.UnixAddr { return &net.UnixAddr{Name: "@", Net: network} }
