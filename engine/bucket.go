@@ -27,6 +27,21 @@ type BindBucket struct {
 	FastIPv6Only  bool       // tb->fast_ipv6_only
 	FastFamily    Family     // tb->fast_sk_family
 	FastRcvSaddr  netip.Addr // tb->fast_rcv_saddr / fast_v6_rcv_saddr, as the socket was bound
+
+	known bool // built from this engine's bind history or set by SetBindBucket
+}
+
+// BindBucketKnown reports whether the engine knows port's bind-bucket
+// cache: it saw every holder bind, or SetBindBucket gave the kernel's. A
+// port whose holders were only Insert()ed (a live table) has an unknown
+// cache, and there a bind that the full check refuses may still pass in
+// the kernel, by the fast path (SO_REUSEADDR or SO_REUSEPORT newcomers).
+func (h *Host) BindBucketKnown(p Proto, port uint16) bool {
+	if p != TCP {
+		return true // UDP has no such cache
+	}
+	b := h.tcp.ports.get(port)
+	return b == nil || b.owners == 0 || b.fast.known
 }
 
 // The values of BindBucket.FastReuseport (FASTREUSEPORT_ANY / _STRICT).
@@ -71,6 +86,7 @@ func (h *Host) SetBindBucket(p Proto, port uint16, b BindBucket) error {
 	if pb == nil || pb.owners == 0 {
 		return fmt.Errorf("set bind bucket tcp/%d: no socket holds the port", port)
 	}
+	b.known = true
 	pb.fast = b
 	return nil
 }
@@ -106,9 +122,13 @@ func (c *BindBucket) reuseportMatch(s *Socket) bool {
 func (b *portBucket) updateFast(s *Socket, wasEmpty, listening bool) {
 	reuse := s.ReuseAddr() && !listening
 	c := &b.fast
+	if !wasEmpty && !c.known {
+		return // a cache nobody told us about stays unknown
+	}
+	c.known = true
 	set := func(mode uint8) {
 		*c = BindBucket{FastReuse: c.FastReuse, FastReuseport: mode, FastUID: s.uid, FastIPv6Only: s.V6Only(),
-			FastFamily: s.fam, FastRcvSaddr: s.local.Addr()}
+			FastFamily: s.fam, FastRcvSaddr: s.local.Addr(), known: true}
 	}
 	if wasEmpty {
 		c.FastReuse = 0

@@ -151,6 +151,9 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), port))
 		s.flags |= fHasPort | fConnectBind
 		t.addOwner(s)
+		if b := t.ports.get(port); b.owners == 1 {
+			b.fast = BindBucket{FastReuse: -1, known: true} // __inet_hash_connect's fresh bucket
+		}
 	}
 	if recycled != nil {
 		t.drop(recycled)

@@ -212,6 +212,17 @@ func TestSetBindBucket(t *testing.T) {
 	if r := h.Bind(b, netip.AddrPortFrom(lo, 5000)); r.Err != OK || r.Rule != ruleBoundFast {
 		t.Errorf("with the kernel's cache: %v %q, want ok by the fast path", r.Err, r.Rule)
 	}
+	// A port whose holder was only inserted (a live table) has an unknown
+	// cache until the loader sets it.
+	if _, err := h.Insert(SocketSpec{Family: Inet, Proto: TCP, State: Listen, Local: netip.MustParseAddrPort("127.0.0.1:6000")}); err != nil {
+		t.Fatal(err)
+	}
+	if h.BindBucketKnown(TCP, 6000) || !h.BindBucketKnown(TCP, 5000) {
+		t.Errorf("known: inserted port %v, bound port %v; want false, true", h.BindBucketKnown(TCP, 6000), h.BindBucketKnown(TCP, 5000))
+	}
+	if err := h.SetBindBucket(TCP, 6000, BindBucket{}); err != nil || !h.BindBucketKnown(TCP, 6000) {
+		t.Errorf("after SetBindBucket: %v, known %v", err, h.BindBucketKnown(TCP, 6000))
+	}
 	for _, c := range []struct {
 		p    Proto
 		port uint16

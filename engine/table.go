@@ -364,7 +364,7 @@ func (t *table) removeOwner(s *Socket) {
 		b.explicit--
 		if b.explicit == 0 {
 			t.explicit.clear(port)
-			b.fast = BindBucket{FastReuse: -1}
+			b.fast = BindBucket{FastReuse: -1, known: b.fast.known}
 		}
 	}
 	if b.owners == 0 {
