@@ -62,9 +62,9 @@ subnet's for a subnet broadcast, else the first one other than lo. Which
 socket joined which group is not reported by the kernel: where that decides,
 the answer is "depends" and names the sockets.
 
-Exit 0 when a socket would receive the packet, 1 when nothing would (RST, ICMP,
-drop), 2 on a usage or read error, 3 when the receiver depends on socket options
-nobody could read, so scripts can test it.`,
+Exit 0 when a socket would receive the packet (with several namespaces: in any of
+them), 1 when nothing would (RST, ICMP, drop), 2 on a usage or read error, 3 when the
+receiver depends on socket options nobody could read, so scripts can test it.`,
 		Example: `  socktab who tcp 127.0.0.1:8080
   socktab who tcp [fe80::1%eth0]:22 --all-netns -o json
   socktab who udp 239.1.2.3:5000 --dev eth0`,
@@ -121,7 +121,7 @@ func ifaceIndex(s *live.Snapshot, name string) (int, error) {
 
 func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Proto, src, dst netip.AddrPort, dev string) error {
 	outs := []report.Who{}
-	code := 0
+	var answers []inspect.Answer
 	for _, t := range tabs {
 		idx := 0
 		if dev != "" {
@@ -143,7 +143,7 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 				o.Receivers = append(o.Receivers, tableJSON(ls))
 			}
 		}
-		code = combineExit(code, ans.Answer)
+		answers = append(answers, ans.Answer)
 		if d.Socket != nil {
 			if ls := t.Live(d.Socket); ls != nil {
 				j := tableJSON(ls)
@@ -205,10 +205,26 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 			return err
 		}
 	}
-	if code != 0 {
+	if code := whoExit(answers); code != 0 {
 		return exitError{code}
 	}
 	return nil
+}
+
+// whoExit is who's exit code over the namespaces read: 0 when a socket
+// in some namespace receives the packet, else 3 when one namespace's
+// receiver depends on what could not be read, else 1 (nothing receives).
+func whoExit(answers []inspect.Answer) int {
+	code := 1
+	for _, a := range answers {
+		switch a {
+		case inspect.AnswerOK:
+			return 0
+		case inspect.AnswerDepends:
+			code = 3
+		}
+	}
+	return code
 }
 
 // combineExit folds one namespace's answer into the exit code: 3 when
