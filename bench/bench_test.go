@@ -49,3 +49,31 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("%d rows, want %d", len(rows), len(workloadNames(sizesFor(true))))
 	}
 }
+
+// TestNetSmoke runs the network table at tiny sizes and checks every row
+// has a figure in every column that can measure it. It checks no speed.
+func TestNetSmoke(t *testing.T) {
+	cfg := Config{Tiny: true, Measure: 5 * time.Millisecond}
+	rows := RunNet(cfg, 1000)
+	var buf bytes.Buffer
+	WriteNetTable(&buf, rows)
+	t.Log("\n" + buf.String())
+	o, loopErr := newLoopbackOps()
+	if loopErr == nil {
+		o.close()
+	}
+	for _, r := range rows {
+		for c, cell := range r.Cells {
+			col := netColumns[c]
+			switch {
+			case c == 3 && r.Bytes == 0, c != 0 && strings.Contains(r.Workload, "concurrent"):
+				continue // the bound is for the stream only; the scale row is memnet's
+			case c == 1 && (loopErr != nil || r.Unit == "B/conn"):
+				continue
+			}
+			if !cell.ok() {
+				t.Errorf("%s, %s: %s", r.Workload, col, cell.Note)
+			}
+		}
+	}
+}

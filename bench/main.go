@@ -4,6 +4,8 @@
 //
 //	cd bench && go run .            # full sizes, about 2-3 minutes
 //	cd bench && go run . -tiny      # every workload at smoke sizes
+//	cd bench && go run . -net       # memnet carrying bytes vs loopback vs gVisor
+//	cd bench && go run . -net -conns 1000000   # plus a million memnet connections
 //
 // It is a separate module so that the main module never depends on gVisor.
 package main
@@ -28,6 +30,8 @@ func main() {
 	quiet := flag.Bool("q", false, "no progress on stderr")
 	only := flag.String("run", "", "measure only the workloads whose name matches this regexp")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	netTable := flag.Bool("net", false, "measure the network table instead: memnet vs loopback vs gVisor's netstack carrying bytes")
+	million := flag.Int("conns", 0, "with -net: also open this many concurrent memnet connections between two hosts and report their memory (e.g. 1000000)")
 	flag.Parse()
 	cfg := Config{Seed: *seed, Tiny: *tiny, Kernel: *kernel, Measure: *per, Total: *total}
 	if *only != "" {
@@ -49,6 +53,11 @@ func main() {
 		cfg.Log = os.Stderr
 	}
 	start := time.Now()
+	if *netTable {
+		WriteNetTable(os.Stdout, RunNet(cfg, *million))
+		fmt.Printf("\n%s, %.0f s\n", machine(), time.Since(start).Seconds())
+		return
+	}
 	rows := Run(cfg)
 	WriteTable(os.Stdout, rows)
 	fmt.Printf("\n%s, seed %d, %.0f s\n", machine(), *seed, time.Since(start).Seconds())

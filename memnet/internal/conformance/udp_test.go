@@ -43,7 +43,7 @@ var udpBehaviours = []behaviour{
 		c.write(cl, "hi")
 		from := c.readFrom("server reads", srv, 64, "hi")
 		c.wantAddr("from", from, "udp 127.0.0.1:*")
-		c.want("from is the client", from.String(), cl.LocalAddr().String())
+		c.want("from is the client", fmt.Sprint(from.String() == cl.LocalAddr().String()), "true")
 	}},
 	{"udp/boundaries-and-order", func(c *C) {
 		srv := c.listenPacket(c.A(), def, "udp4", "127.0.0.1:8080")
