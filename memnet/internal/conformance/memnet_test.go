@@ -16,17 +16,10 @@ func init() {
 	networks = append([]network{{name: "memnet", make: newMemnet, gaps: memnetGaps}}, networks...)
 }
 
-// memnetGaps are the behaviours where memnet disagrees with the kernel
-// today, each with what differs; they are skipped on memnet and listed in
-// the README until fixed.
-var memnetGaps = map[string]string{
-	"tcp/dial-with-canceled-context": "DialContext with an already canceled context connects; package net fails at once " +
-		"with a *net.OpError (Op dial) matching context.Canceled",
-	"unix/addresses": "an unnamed unix socket's address is *net.UnixAddr{Name: \"\"}; package net on Linux shows it as \"@\" " +
-		"(the all-zero sockaddr read as an abstract name), for the client's LocalAddr and the server's RemoteAddr",
-	"unixgram/send-to-a-closed-peer": "Write on a connected unixgram socket whose peer closed fails with " +
-		"SyscallError \"sendto\"; package net's Write reports \"write\"",
-}
+// memnetGaps are the behaviours where memnet disagrees with the kernel,
+// each with what differs; they are skipped on memnet and listed in the
+// README until fixed. None today.
+var memnetGaps = map[string]string{}
 
 type memNet struct{ hosts map[string]*memHost }
 
