@@ -367,10 +367,6 @@ func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (r *replayer) probeRaw(st *scenario.Step) Result {
-	return skip("only a plain SYN can be probed")
-}
-
 // waitingTuple reports whether the current host has a TIME-WAIT or
 // FIN-WAIT-2 socket from local to remote. Packet sources at ports 61000 and
 // above (the generators') never are one: ss is not asked.

@@ -298,7 +298,8 @@ func (r *replayer) step(st *scenario.Step) Result {
 	}
 	s := r.socks[st.Sock]
 	if s == nil {
-		return skip("unknown socket " + st.Sock)
+		// Its socket or accept failed: no descriptor, as the engine says.
+		return Result{Result: "EBADF"}
 	}
 	if s.closed {
 		return Result{Result: "EBADF"}
