@@ -1,12 +1,15 @@
 package serve
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -167,5 +170,50 @@ func TestAlertRules(t *testing.T) {
 	cmd.Dir = "../deploy/prometheus"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// TestGrafanaQueriesParse hands every query of deploy/grafana/socktab.json
+// to promtool as a recording rule, so a PromQL syntax error fails here
+// (deploy/check checks the dashboard's shape and metric names).
+func TestGrafanaQueriesParse(t *testing.T) {
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool missing in CI")
+		}
+		t.Skip("promtool not installed")
+	}
+	b, err := os.ReadFile("../deploy/grafana/socktab.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: grafana\n    rules:\n")
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			expr := strings.NewReplacer("$instance", ".*", "$netns", ".*").Replace(tg.Expr)
+			q, _ := json.Marshal(expr) // a JSON string is a YAML string
+			fmt.Fprintf(&rules, "      - record: grafana:panel_%d\n        expr: %s\n", n, q)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no queries found")
+	}
+	f := filepath.Join(t.TempDir(), "grafana-rules.yml")
+	os.WriteFile(f, []byte(rules.String()), 0o644)
+	if out, err := exec.Command(path, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules on the dashboard's %d queries: %v\n%s", n, err, out)
 	}
 }
