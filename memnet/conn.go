@@ -34,10 +34,10 @@ type Conn struct {
 	network string
 	laddr   net.Addr
 	raddr   net.Addr
-	done    chan struct{}
 	rd, wd  deadline
 
 	// guarded by pr.mu
+	done     chan struct{} // closed by Close; made when a call first waits
 	closed   bool
 	soErr    syscall.Errno // reported once by the next read or write (sk_err)
 	rdShut   bool          // after a reset or CloseRead: reads give EOF once drained
@@ -128,11 +128,12 @@ func (c *Conn) Read(b []byte) (int, error) {
 			pr.mu.Unlock()
 			return 0, nil
 		}
+		rc, done := in.readableCh(), c.doneCh()
 		rd, heal := c.rd.wait(), pr.link.healCh()
 		pr.mu.Unlock()
 		select {
-		case <-in.readable:
-		case <-c.done:
+		case <-rc:
+		case <-done:
 		case <-rd:
 		case <-heal:
 		}
@@ -195,11 +196,12 @@ func (c *Conn) Write(b []byte) (int, error) {
 			}
 			continue
 		}
+		wc, done := out.writableCh(), c.doneCh()
 		wd := c.wd.wait()
 		pr.mu.Unlock()
 		select {
-		case <-out.writable:
-		case <-c.done:
+		case <-wc:
+		case <-done:
 		case <-wd:
 		}
 		pr.mu.Lock()
@@ -250,6 +252,26 @@ func (c *Conn) resetLocked() {
 	c.wake()
 }
 
+// doneCh is closed when c is closed (pr.mu held).
+func (c *Conn) doneCh() chan struct{} {
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// closeDone wakes every call waiting on c's Close (pr.mu held).
+func (c *Conn) closeDone() {
+	if c.done == nil {
+		c.done = closedCh
+	} else if c.done != closedCh {
+		close(c.done)
+	}
+}
+
+// closedCh is a channel closed from the start.
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // wake wakes every call blocked on c.
 func (c *Conn) wake() {
 	signal(c.in().readable)
@@ -271,7 +293,7 @@ func (c *Conn) Close() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.closed = true
-	close(c.done)
+	c.closeDone()
 	in, out, p := c.in(), c.out(), c.peer()
 	abort := in.n > 0 || c.linger == 0
 	if p != nil && !p.closed {

@@ -27,9 +27,9 @@ type pipe struct {
 	held     int    // of n, bytes still in flight (link latency)
 	size     int    // capacity: receive + send buffer
 	fin      bool   // the writer shut down: EOF once drained
-	readable chan struct{}
-	writable chan struct{}
-	marks    []mark // when held bytes arrive, oldest first
+	readable chan struct{} // made by the first reader that waits
+	writable chan struct{} // made by the first writer that waits
+	marks    []mark        // when held bytes arrive, oldest first
 }
 
 // mark says that count more bytes arrive at time at.
@@ -38,11 +38,25 @@ type mark struct {
 	count int
 }
 
-func newPipe() pipe {
-	return pipe{size: defaultRcvBuf + defaultSndBuf, readable: make(chan struct{}, 1), writable: make(chan struct{}, 1)}
+func newPipe() pipe { return pipe{size: defaultRcvBuf + defaultSndBuf} }
+
+// readableCh and writableCh are the channels a waiter selects on, made on
+// first use (pair.mu held): a connection that never waits has none.
+func (p *pipe) readableCh() chan struct{} {
+	if p.readable == nil {
+		p.readable = make(chan struct{}, 1)
+	}
+	return p.readable
 }
 
-// signal wakes one waiter of c, if any, without blocking.
+func (p *pipe) writableCh() chan struct{} {
+	if p.writable == nil {
+		p.writable = make(chan struct{}, 1)
+	}
+	return p.writable
+}
+
+// signal wakes one waiter of c, if any, without blocking (a nil c has none).
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:

@@ -165,7 +165,7 @@ func (l *Listener) Close() error {
 		pr := c.pr
 		pr.mu.Lock()
 		c.closed = true
-		close(c.done)
+		c.closeDone()
 		if p := c.peer(); p != nil {
 			if p.admit != nil {
 				p.refused = true
@@ -429,9 +429,9 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	child := q[len(q)-1]
 	pr := newPair(h, target, false)
 	c := &Conn{pr: pr, i: 0, h: h, sock: s, network: spec.name, laddr: tcpAddr(s.Local()), raddr: tcpAddr(s.Remote()),
-		done: make(chan struct{}), linger: -1}
+		linger: -1}
 	sc := &Conn{pr: pr, i: 1, h: target, sock: child, network: l.network, laddr: tcpAddr(child.Local()),
-		raddr: tcpAddr(child.Remote()), done: make(chan struct{}), linger: -1, listenerL: l}
+		raddr: tcpAddr(child.Remote()), linger: -1, listenerL: l}
 	pr.c = [2]*Conn{c, sc}
 	l.queue = append(l.queue, sc)
 	admitted := len(l.queue) <= l.backlog+1

@@ -85,9 +85,9 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 	child := q[len(q)-1]
 	pr := newPair(h, h, true)
 	c := &Conn{pr: pr, i: 0, h: h, sock: s, network: spec.name, laddr: unnamed(spec.name), raddr: raddr,
-		done: make(chan struct{}), linger: -1}
+		linger: -1}
 	sc := &Conn{pr: pr, i: 1, h: h, sock: child, network: spec.name, laddr: &net.UnixAddr{Name: path, Net: spec.name},
-		raddr: unnamed(spec.name), done: make(chan struct{}), linger: -1, listenerL: l}
+		raddr: unnamed(spec.name), linger: -1, listenerL: l}
 	pr.c = [2]*Conn{c, sc}
 	l.queue = append(l.queue, sc)
 	signal(l.ready)
