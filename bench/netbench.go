@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"runtime"
 	"strings"
@@ -42,9 +43,38 @@ func (o *netOps) in(f func()) {
 // NetRow is one workload across the columns.
 type NetRow struct {
 	Workload string
-	Unit     string // "ns/op", "B/conn"
-	Bytes    int    // bytes per op, for a throughput figure
-	Cells    []Cell // memnet, loopback, gVisor, bound
+	Unit     string    // "ns/op", "B/conn"
+	Bytes    int       // bytes per op, for a throughput figure
+	Cells    []Cell    // memnet, loopback, gVisor, bound: wall time per op
+	CPU      []float64 // the process's CPU time per op (ns), NaN when not measured
+}
+
+// cpuMeter adds up the process CPU time and the ops of a cell's batches.
+type cpuMeter struct {
+	cpu time.Duration
+	ops int
+}
+
+func (m *cpuMeter) wrap(p prepared) prepared {
+	if p.batch == nil {
+		return p
+	}
+	b := p.batch
+	p.batch = func(n int) time.Duration {
+		c := procCPU()
+		el := b(n)
+		m.cpu += procCPU() - c
+		m.ops += n
+		return el
+	}
+	return p
+}
+
+func (m *cpuMeter) perOp() float64 {
+	if m.ops == 0 || m.cpu == 0 {
+		return math.NaN()
+	}
+	return float64(m.cpu.Nanoseconds()) / float64(m.ops)
 }
 
 var netColumns = []string{"memnet", "loopback (kernel)", "gVisor netstack", "two copies (bound)"}
@@ -87,7 +117,10 @@ func RunNet(cfg Config, million int) []NetRow {
 	names := netWorkloads(sz)
 	rows := make([]NetRow, len(names))
 	for i, n := range names {
-		rows[i] = NetRow{Workload: n, Unit: "ns/op", Cells: make([]Cell, len(netColumns))}
+		rows[i] = NetRow{Workload: n, Unit: "ns/op", Cells: make([]Cell, len(netColumns)), CPU: make([]float64, len(netColumns))}
+		for c := range rows[i].CPU {
+			rows[i].CPU[c] = math.NaN()
+		}
 	}
 	rows[1].Bytes = sz.Chunk
 	rows[4].Unit = "B/conn"
@@ -135,7 +168,14 @@ func RunNet(cfg Config, million int) []NetRow {
 		if i == 1 {
 			ps[3] = twoCopies(sz.Chunk)
 		}
+		meters := make([]cpuMeter, len(ps))
+		for c := range ps {
+			ps[c] = meters[c].wrap(ps[c])
+		}
 		rows[i].Cells = measureTogether(cfg.Measure, ps)
+		for c := range meters {
+			rows[i].CPU[c] = meters[c].perOp()
+		}
 		for _, p := range ps {
 			if p.close != nil {
 				p.close()
@@ -230,17 +270,16 @@ func batchIn(o *netOps, op func()) func(n int) time.Duration {
 	}
 }
 
+// dialAcceptClose: one op is a Dial, the Accept of that connection (in
+// the same goroutine: Dial returns once the connection is queued, so no
+// scheduler hand-off is measured) and the Close of both ends.
 func dialAcceptClose(o *netOps) prepared {
 	var l net.Listener
-	var ch chan net.Conn
-	o.in(func() {
-		l = orPanic(o.listen("tcp4", o.server+":0"))
-		ch = acceptLoop(l)
-	})
+	o.in(func() { l = orPanic(o.listen("tcp4", o.server+":0")) })
 	addr := l.Addr().String()
 	return prepared{close: func() { l.Close() }, batch: batchIn(o, func() {
 		c := orPanic(o.dial("tcp4", addr))
-		s := <-ch
+		s := orPanic(l.Accept())
 		c.Close()
 		s.Close()
 	})}
@@ -371,7 +410,9 @@ func twoCopies(chunk int) prepared {
 	})}
 }
 
-// WriteNetTable prints the network table with ratios against memnet.
+// WriteNetTable prints the network table: each time cell is the wall
+// time per op and, in brackets, the process's CPU time per op; ratios are
+// given for both (wall / CPU).
 func WriteNetTable(w io.Writer, rows []NetRow) {
 	fmt.Fprintln(w, "| workload | memnet | loopback (kernel) | gVisor netstack | two copies (bound) | loopback / memnet | gVisor / memnet | memnet / bound |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
@@ -379,9 +420,19 @@ func WriteNetTable(w io.Writer, rows []NetRow) {
 		cells := make([]string, len(r.Cells))
 		for i, c := range r.Cells {
 			cells[i] = esc(fmtNetCell(c, r))
+			if c.ok() && r.Unit == "ns/op" && !math.IsNaN(r.CPU[i]) {
+				cells[i] += fmt.Sprintf(" [cpu %s]", short(Cell{V: r.CPU[i]}, "ns/op"))
+			}
+		}
+		both := func(a, b int) string {
+			s := ratio(r.Cells[a], r.Cells[b])
+			if r.Unit == "ns/op" && !math.IsNaN(r.CPU[a]) && !math.IsNaN(r.CPU[b]) {
+				s += fmt.Sprintf(" / %.1f×", r.CPU[a]/r.CPU[b])
+			}
+			return s
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Workload, cells[0], cells[1], cells[2], cells[3],
-			ratio(r.Cells[1], r.Cells[0]), ratio(r.Cells[2], r.Cells[0]), ratio(r.Cells[0], r.Cells[3]))
+			both(1, 0), both(2, 0), both(0, 3))
 	}
 }
 
