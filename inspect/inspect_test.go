@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -157,7 +158,52 @@ func TestPortsCountsPerDestination(t *testing.T) {
 		t.Fatalf("usable = %d", tab.Usable())
 	}
 	ps := tab.Ports()
-	if len(ps) != 1 || ps[0].InUse != 1 || ps[0].TimeWait != 1 || ps[0].DstPort != 443 {
-		t.Fatalf("want one destination 198.51.100.9:443 with 1 in use and 1 TIME-WAIT: %+v", ps)
+	if len(ps) != 2 || ps[0].InUse != 1 || ps[0].TimeWait != 1 || ps[0].DstPort != 443 {
+		t.Fatalf("want the TCP pool of 198.51.100.9:443 with 1 in use and 1 TIME-WAIT first: %+v", ps)
+	}
+	// The unconnected UDP socket on 40010 is in the one UDP pool.
+	if u := ps[1]; u.Proto != "udp" || u.InUse != 1 || u.SrcText() != "*" || u.DstText() != "*" {
+		t.Fatalf("want the UDP pool with 1 port: %+v", u)
+	}
+}
+
+// Issue 10 item 7: listeners and bound sockets in the range come off every
+// TCP pool, connections accepted on a listening port are no pool, UDP is
+// one pool whatever the destination, and equal pools come in a fixed order.
+func TestPortsPoolsAsTheKernelDraws(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}},
+		Sysctls:    live.Sysctls{PortLow: 40000, PortHigh: 40009, UnprivilegedPortStart: 1024, ReservedPorts: []uint16{40009}},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:40005")},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:40006")},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:40009")}, // reserved: not usable anyway
+			// Accepted on the listener's port: not a destination.
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40005"), Remote: ap("198.51.100.7:50000")},
+			{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: ap("192.0.2.1:40005"), Remote: ap("198.51.100.8:50000")},
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40000"), Remote: ap("203.0.113.9:443")},
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40001"), Remote: ap("203.0.113.8:443")},
+			{Proto: "udp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40002"), Remote: ap("203.0.113.9:53")},
+			{Proto: "udp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40003"), Remote: ap("203.0.113.8:53")},
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:40004")},
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:40004")}, // SO_REUSEADDR twin: one port
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range tab.Ports() {
+		got = append(got, fmt.Sprintf("%s %s %s in=%d tw=%d blocked=%d of=%d", u.Proto, u.SrcText(), u.DstText(), u.InUse, u.TimeWait, u.Blocked, u.Capacity))
+	}
+	want := []string{
+		"udp * * in=3 tw=0 blocked=0 of=9",
+		"tcp 192.0.2.1 203.0.113.8:443 in=1 tw=0 blocked=2 of=7",
+		"tcp 192.0.2.1 203.0.113.9:443 in=1 tw=0 blocked=2 of=7",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -222,11 +222,14 @@ type Ports struct {
 
 // Destination is the use of ephemeral ports toward one destination.
 type Destination struct {
-	Proto    string  `json:"proto"`
-	Src      string  `json:"src"`
-	Dst      string  `json:"dst"`
-	InUse    int     `json:"in_use"`
-	TimeWait int     `json:"time_wait"`
+	Proto    string `json:"proto"`
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	InUse    int    `json:"in_use"`
+	TimeWait int    `json:"time_wait"`
+	// Blocked (TCP) is the ports of the range that listeners and bound
+	// sockets hold: connect() never picks them, so Capacity is without them.
+	Blocked  int     `json:"blocked"`
 	Capacity int     `json:"capacity"`
 	Percent  float64 `json:"percent"`
 	Warning  bool    `json:"warning"`

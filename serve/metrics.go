@@ -147,7 +147,7 @@ func (c *Collector) collectNS(ch chan<- prometheus.Metric, n *NSReading) {
 			maxRatio = u.Percent / 100
 		}
 		if i < c.opts.TopPools {
-			src, dst := u.Src.String(), poolDst(u)
+			src, dst := u.SrcText(), u.DstText()
 			gauge(ch, descPoolUsed, float64(inUse), n.Netns, u.Proto, src, dst)
 			gauge(ch, descPoolTimeWait, float64(u.TimeWait), n.Netns, u.Proto, src, dst)
 			gauge(ch, descPoolAvail, float64(max(0, u.Capacity-inUse)), n.Netns, u.Proto, src, dst)

@@ -129,16 +129,17 @@ func Read(t Target) (*Reading, error) {
 		if r.key.Family == "unix" {
 			continue
 		}
-		if r.listener >= 0 {
-			l := listeners[r.listener]
-			listen[r.netns] = append(listen[r.netns], l)
-			countOptions(ns.Options, &l)
-			continue
-		}
 		pc := pools[r.netns]
 		if pc == nil {
 			pc = &inspect.PoolCounter{}
 			pools[r.netns] = pc
+		}
+		if r.listener >= 0 {
+			l := listeners[r.listener]
+			listen[r.netns] = append(listen[r.netns], l)
+			countOptions(ns.Options, &l)
+			pc.AddHolder(r.key.Proto, l.Local, l.State == "LISTEN")
+			continue
 		}
 		pc.Add(r.key.Proto, r.local, r.rem, r.key.State == "TIME-WAIT")
 	}
@@ -154,7 +155,7 @@ func Read(t Target) (*Reading, error) {
 		ns.Audit = tab.Audit()
 		ns.Usable = tab.Usable()
 		if pc := pools[s.Netns]; pc != nil {
-			ns.Pools = pc.Pools(tab.Host.Sysctl.PortLow, tab.Host.Sysctl.PortHigh, ns.Usable)
+			ns.Pools = pc.Pools(tab.Host.Sysctl.PortLow, tab.Host.Sysctl.PortHigh, ns.Usable, tab.Host.Sysctl.Reserved.Has)
 		}
 	}
 	sort.SliceStable(out.Namespaces, func(i, j int) bool { return out.Namespaces[i].Netns < out.Namespaces[j].Netns })
@@ -180,4 +181,3 @@ func countOptions(m map[OptionKey]int, s *live.Socket) {
 }
 
 // Labels of a pool.
-func poolDst(u inspect.PortUse) string { return netip.AddrPortFrom(u.Dst, u.DstPort).String() }

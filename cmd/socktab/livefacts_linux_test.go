@@ -424,3 +424,87 @@ func TestBindUIDDefaultsToTheCaller(t *testing.T) {
 		t.Errorf("kernel bind :80 as euid 65534 = %v, want EACCES", kerr)
 	}
 }
+
+// Item 7: ports counts the pools the kernel draws from: a listener on a
+// port of the range takes it off the TCP pool, accepted connections are no
+// destination, UDP is one pool for every destination. The kernel then
+// fails the connect that the figures say is one too many.
+func TestPortsAgreeWithTheKernel(t *testing.T) {
+	f := newNetns(t)
+	f.ip("addr", "add", "127.0.0.2/8", "dev", "lo")
+	f.in(func() {
+		os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("40000 40003"), 0)
+	})
+	f.sock(unix.AF_INET, unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 40000), nil) // in the range
+	f.sock(unix.AF_INET, unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 8080), nil)
+	connect := func(typ int, dst unix.Sockaddr) error {
+		var err error
+		f.in(func() {
+			fd, _ := unix.Socket(unix.AF_INET, typ, 0)
+			if err = unix.Connect(fd, dst); err == nil {
+				f.fds = append(f.fds, fd)
+			} else {
+				unix.Close(fd)
+			}
+		})
+		return err
+	}
+	for i := 0; i < 2; i++ {
+		if err := connect(unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 8080)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A client of the listener on 40000: its accepted end is not a pool.
+	if err := connect(unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 40000)); err != nil {
+		t.Fatal(err)
+	}
+	for i := byte(0); i < 3; i++ {
+		if err := connect(unix.SOCK_DGRAM, v4([4]byte{127, 0, 0, 2 + i}, 53)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := runCLI(t, "ports", "--netns", f.name, "-o", "json")
+	var got []report.Ports
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	pools := map[string]string{}
+	for _, d := range got[0].Destinations {
+		// (the accepted ends, from 40000 and 8080, would show up as pools
+		// toward the clients' ports: the exact set below excludes them)
+		pools[d.Proto+" "+d.Dst] = fmt.Sprintf("in=%d blocked=%d of=%d", d.InUse, d.Blocked, d.Capacity)
+	}
+	want := map[string]string{
+		"tcp 127.0.0.1:8080":  "in=2 blocked=1 of=3",
+		"tcp 127.0.0.1:40000": "in=1 blocked=1 of=3",
+		"udp *":               "in=3 blocked=0 of=4",
+	}
+	for k, w := range want {
+		if pools[k] != w {
+			t.Errorf("pool %s: %q, want %q (all: %v)", k, pools[k], w, pools)
+		}
+	}
+	if len(pools) != len(want) {
+		t.Errorf("pools %v, want exactly %v", pools, want)
+	}
+	if _, code = runCLI(t, "ports", "--netns", f.name, "--fail-on", "70"); code != 1 {
+		t.Errorf("ports --fail-on 70 with a pool at 75%%: exit %d, want 1", code)
+	}
+	if _, code = runCLI(t, "ports", "--netns", f.name, "--fail-on", "75"); code != 0 {
+		t.Errorf("ports --fail-on 75 with no pool above 75%%: exit %d, want 0", code)
+	}
+	// The kernel: one more TCP connect to 8080 fits (of=3), the next fails;
+	// one more UDP connect anywhere fits (of=4), the next gets EAGAIN.
+	if err := connect(unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 8080)); err != nil {
+		t.Errorf("kernel: the third TCP connect to 8080: %v", err)
+	}
+	if err := connect(unix.SOCK_STREAM, v4([4]byte{127, 0, 0, 1}, 8080)); !errors.Is(err, unix.EADDRNOTAVAIL) {
+		t.Errorf("kernel: the fourth TCP connect to 8080 = %v, want EADDRNOTAVAIL", err)
+	}
+	if err := connect(unix.SOCK_DGRAM, v4([4]byte{127, 0, 0, 9}, 53)); err != nil {
+		t.Errorf("kernel: the fourth UDP connect: %v", err)
+	}
+	if err := connect(unix.SOCK_DGRAM, v4([4]byte{127, 0, 0, 10}, 53)); !errors.Is(err, unix.EAGAIN) {
+		t.Errorf("kernel: the fifth UDP connect (another destination) = %v, want EAGAIN", err)
+	}
+}
