@@ -12,11 +12,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// exampleFixture is the namespace every example runs against: a
-// dual-stack listener on [::]:8080 (the README's demo), a listener and a
-// UDP socket on loopback, and a documentation address.
+// exampleFixture is the namespace every example runs in (as its own, so
+// the examples do not depend on the host's interfaces): an eth0 (a veth)
+// with a documentation address, a dual-stack listener on [::]:8080 (the
+// README's demo), a listener and a UDP socket on loopback.
 const exampleFixture = `netns NS
-exec ip -n $NS addr add 192.0.2.10/24 dev lo
+exec ip -n $NS link add eth0 type veth peer name eth0p
+exec ip -n $NS addr add 192.0.2.10/24 dev eth0
+exec ip -n $NS link set eth0 up
+exec ip -n $NS link set eth0p up
 plant $NS listen [::]:8080 v6only=0
 plant $NS listen 127.0.0.1:9090
 plant $NS udp 127.0.0.1:5353
@@ -78,18 +82,22 @@ func TestExamples(t *testing.T) {
 	}
 	var b strings.Builder
 	b.WriteString(exampleFixture + "cd $REPO\n")
-	run := func(line string) {
+	run := func(line string, inside bool) {
 		line = strings.ReplaceAll(line, "--netns demo", "--netns $EXAMPLE_NS")
 		if strings.Contains(line, "socktab serve") {
 			return // a server: exercised by the serve tests
 		}
-		fmt.Fprintf(&b, "exec sh -c '%s; rc=$?; test $rc -ne 2 || { echo exit $rc >&2; exit 1; }'\n", strings.ReplaceAll(line, "'", `'"'"'`))
+		prefix := "" // the README's use --netns: they run from outside
+		if inside {
+			prefix = "ip netns exec $EXAMPLE_NS "
+		}
+		fmt.Fprintf(&b, "exec %ssh -c '%s; rc=$?; test $rc -ne 2 || { echo exit $rc >&2; exit 1; }'\n", prefix, strings.ReplaceAll(line, "'", `'"'"'`))
 	}
 	ex := helpExamples(t)
 	for _, cmd := range sortedKeys(ex) {
 		fmt.Fprintf(&b, "\n# %s --help\n", cmd)
 		for _, l := range ex[cmd] {
-			run(l)
+			run(l, true)
 		}
 	}
 	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
@@ -102,7 +110,7 @@ func TestExamples(t *testing.T) {
 	for _, l := range strings.Split(string(readme), "\n") {
 		switch {
 		case strings.HasPrefix(l, "    $ socktab "):
-			run(strings.TrimPrefix(l, "    $ "))
+			run(strings.TrimPrefix(l, "    $ "), false)
 			inOutput = true
 		case inOutput && strings.HasPrefix(l, "    "):
 			want := strings.TrimPrefix(l, "    ")
