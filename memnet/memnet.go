@@ -36,6 +36,7 @@ type Network struct {
 	packets   map[*engine.Socket]*PacketConn
 	links     map[[2]*Host]*link
 	rng       uint64
+	topo      uint64 // bumped when a host, address or route is added: cached routes are stale
 }
 
 // New returns an empty network. An unknown OS is reported by every
@@ -102,6 +103,7 @@ func (n *Network) Host(name string, addrs ...string) *Host {
 		h = &Host{n: n, name: name, eng: n.eng.AddHost(name), uid: 1000, err: n.err}
 		n.hosts = append(n.hosts, h)
 	}
+	n.topo++
 	var ps []netip.Prefix
 	for _, a := range addrs {
 		p, err := netip.ParsePrefix(a)
@@ -149,6 +151,7 @@ func (h *Host) AddRoute(dst, dev string) error {
 	}
 	h.n.lock()
 	defer h.n.unlock()
+	h.n.topo++
 	if err := h.eng.AddRoute(p, dev); err != nil {
 		return fmt.Errorf("memnet: host %s: route %s: %v", h.name, dst, err)
 	}
@@ -166,6 +169,7 @@ func (h *Host) AddAddr(dev string, addrs ...string) error {
 		ps = append(ps, p)
 	}
 	h.n.lock()
+	h.n.topo++
 	h.eng.AddIface(dev, ps...)
 	h.n.unlock()
 	return nil

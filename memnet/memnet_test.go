@@ -362,3 +362,42 @@ func TestSocketsListing(t *testing.T) {
 		t.Fatalf("table:\n%s", txt)
 	}
 }
+
+func TestUDPLossAndPartition(t *testing.T) {
+	n, web, client := twoHosts()
+	srv, _ := web.ListenPacket("udp4", ":7000")
+	defer srv.Close()
+	c, _ := client.Dial("udp4", "192.0.2.10:7000")
+	defer c.Close()
+	recvQ := func() int {
+		for _, so := range web.Sockets() {
+			if so.Proto == "udp" {
+				return int(so.RecvQ)
+			}
+		}
+		return -1
+	}
+	n.SetLoss(web, client, 0.5)
+	for i := 0; i < 200; i++ {
+		c.Write([]byte{byte(i)})
+	}
+	if got := recvQ(); got < 60 || got > 140 {
+		t.Fatalf("%d of 200 datagrams arrived with 50%% loss", got)
+	}
+	for recvQ() > 0 {
+		srv.ReadFrom(make([]byte, 1))
+	}
+	n.SetLoss(web, client, 0)
+	n.Partition(web, client)
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatalf("a datagram into a partition: %v (UDP does not know)", err)
+	}
+	if got := recvQ(); got != 0 {
+		t.Fatalf("%d bytes crossed a partition", got)
+	}
+	n.Heal(web, client)
+	c.Write([]byte("y"))
+	if got := recvQ(); got != 1 {
+		t.Fatalf("%d bytes after healing, want 1", got)
+	}
+}

@@ -46,6 +46,22 @@ type PacketConn struct {
 	soErr    syscall.Errno // ECONNREFUSED after a datagram hit a closed port
 	readErr  error
 	writeErr error
+
+	// the last destination's route (guarded by the network's mutex)
+	hop hop
+}
+
+// hop is where datagrams to one address go from this socket: the source
+// address, the receiving host (nil: none) and the link, valid while the
+// network's topology is unchanged.
+type hop struct {
+	dst, src netip.Addr
+	bound    netip.Addr // the socket's local address the source came from
+	topo     uint64
+	errno    syscall.Errno
+	target   *Host
+	link     *link
+	ok       bool
 }
 
 type dgram struct {
@@ -303,7 +319,7 @@ func (c *PacketConn) send(b []byte, addr net.Addr, call string) (int, error) {
 // route finds where a datagram to dst goes (n.mu held): an errno when it
 // cannot leave, else the receiver (nil: dropped) and its source address.
 func (c *PacketConn) route(dst netip.AddrPort) (syscall.Errno, time.Duration, *PacketConn, netip.AddrPort) {
-	h, n := c.h, c.h.n
+	n := c.h.n
 	a := dst.Addr().Unmap()
 	if c.sock.Family() == engine.Inet && !dst.Addr().Unmap().Is4() {
 		return syscall.EAFNOSUPPORT, 0, nil, netip.AddrPort{}
@@ -316,31 +332,27 @@ func (c *PacketConn) route(dst netip.AddrPort) (syscall.Errno, time.Duration, *P
 		}
 	}
 	local := c.sock.Local()
-	src := local.Addr().Unmap()
-	if src.IsUnspecified() || !src.IsValid() {
-		s, _, ok := h.eng.Route(a)
-		if !ok {
-			return syscall.ENETUNREACH, 0, nil, netip.AddrPort{}
-		}
-		src = s
-	} else if _, _, ok := h.eng.Route(a); !ok {
-		return syscall.ENETUNREACH, 0, nil, netip.AddrPort{}
+	hp := &c.hop
+	if !hp.ok || hp.dst != a || hp.topo != n.topo || hp.bound != local.Addr() {
+		*hp = c.findHop(a, local.Addr().Unmap())
 	}
-	from := netip.AddrPortFrom(src, local.Port())
-	target := h
-	if !h.eng.IsLocal(a) {
-		target = n.hostOf(a)
+	if hp.errno != 0 {
+		return hp.errno, 0, nil, netip.AddrPort{}
 	}
+	from := netip.AddrPortFrom(hp.src, local.Port())
+	target := hp.target
 	if target == nil {
 		return 0, 0, nil, from
 	}
 	var lat time.Duration
-	if target != h {
-		lk := n.linkOf(h, target)
-		if lk.isDown() || (lk.lossRate() > 0 && n.chance() < lk.lossRate()) {
+	if lk := hp.link; lk != nil {
+		lk.mu.Lock()
+		down, loss, delay := lk.down, lk.loss, lk.latency
+		lk.mu.Unlock()
+		if down || (loss > 0 && n.chance() < loss) {
 			return 0, 0, nil, from
 		}
-		lat = lk.delay()
+		lat = delay
 	}
 	d := target.eng.Lookup(engine.Packet{Proto: engine.UDP, Src: from, Dst: netip.AddrPortFrom(a, dst.Port())})
 	switch d.Verdict {
@@ -357,6 +369,29 @@ func (c *PacketConn) route(dst netip.AddrPort) (syscall.Errno, time.Duration, *P
 		}
 	}
 	return 0, 0, nil, from
+}
+
+// findHop routes a datagram to a from a socket bound to src (n.mu held).
+func (c *PacketConn) findHop(a, src netip.Addr) hop {
+	h, n := c.h, c.h.n
+	hp := hop{dst: a, topo: n.topo, ok: true, bound: c.sock.Local().Addr()}
+	s, _, ok := h.eng.Route(a)
+	if !ok {
+		hp.errno = syscall.ENETUNREACH
+		return hp
+	}
+	if src.IsUnspecified() || !src.IsValid() {
+		src = s
+	}
+	hp.src = src
+	hp.target = h
+	if !h.eng.IsLocal(a) {
+		hp.target = n.hostOf(a)
+	}
+	if hp.target != nil && hp.target != h {
+		hp.link = n.linkOf(h, hp.target)
+	}
+	return hp
 }
 
 func addrString(a net.Addr) string {
