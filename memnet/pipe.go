@@ -22,11 +22,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, defaultRcvBuf+defaul
 // pipe is one direction of a stream connection: bytes one end wrote that
 // the other end has not read yet. It is guarded by its pair's mutex.
 type pipe struct {
-	buf      []byte // ring; nil while empty
-	head, n  int    // first unread byte, unread bytes
-	held     int    // of n, bytes still in flight (link latency)
-	size     int    // capacity: receive + send buffer
-	fin      bool   // the writer shut down: EOF once drained
+	buf      []byte        // ring; nil while empty
+	head, n  int           // first unread byte, unread bytes
+	held     int           // of n, bytes still in flight (link latency)
+	size     int           // capacity: receive + send buffer
+	fin      bool          // the writer shut down: EOF once drained
 	readable chan struct{} // made by the first reader that waits
 	writable chan struct{} // made by the first writer that waits
 	marks    []mark        // when held bytes arrive, oldest first
