@@ -310,6 +310,7 @@ func (c *Conn) Close() error {
 	}
 	in.release()
 	pr.mu.Unlock()
+	delete(n.conns, c.sock)
 	if c.sock != nil {
 		if abort && !pr.unix {
 			c.h.eng.Abort(c.sock)

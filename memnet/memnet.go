@@ -34,6 +34,7 @@ type Network struct {
 
 	listeners map[*engine.Socket]*Listener
 	packets   map[*engine.Socket]*PacketConn
+	conns     map[*engine.Socket]*Conn // stream ends, for the listing's queues
 	links     map[[2]*Host]*link
 	rng       uint64
 	topo      uint64 // bumped when a host, address or route is added: cached routes are stale
@@ -43,7 +44,7 @@ type Network struct {
 // operation of the network's hosts (and by Err).
 func New(o Options) *Network {
 	n := &Network{start: time.Now(), listeners: map[*engine.Socket]*Listener{},
-		packets: map[*engine.Socket]*PacketConn{}, links: map[[2]*Host]*link{}, rng: o.Seed*0x9e3779b97f4a7c15 + 1}
+		packets: map[*engine.Socket]*PacketConn{}, conns: map[*engine.Socket]*Conn{}, links: map[[2]*Host]*link{}, rng: o.Seed*0x9e3779b97f4a7c15 + 1}
 	name := o.OS
 	if name == "" {
 		name = "linux"

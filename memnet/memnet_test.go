@@ -401,3 +401,24 @@ func TestUDPLossAndPartition(t *testing.T) {
 		t.Fatalf("%d bytes after healing, want 1", got)
 	}
 }
+
+func TestSocketsQueues(t *testing.T) {
+	_, web, client := twoHosts()
+	l := mustListen(t, web, "tcp", ":8080")
+	c, _ := client.Dial("tcp", "web:8080")
+	defer c.Close()
+	s, _ := l.Accept()
+	defer s.Close()
+	c.Write([]byte("12345"))
+	for _, so := range web.Sockets() {
+		if so.State == "ESTAB" && so.RecvQ != 5 {
+			t.Fatalf("Recv-Q %d, want the 5 unread bytes\n%s", so.RecvQ, web)
+		}
+	}
+	s.Read(make([]byte, 5))
+	for _, so := range web.Sockets() {
+		if so.State == "ESTAB" && so.RecvQ != 0 {
+			t.Fatalf("Recv-Q %d after reading", so.RecvQ)
+		}
+	}
+}

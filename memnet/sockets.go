@@ -60,6 +60,16 @@ func (h *Host) listingOf(s *engine.Socket) listing.Socket {
 		j.Options = &live.SockOpts{ReuseAddr: s.ReuseAddr(), ReusePort: s.ReusePort(), V6Only: s.V6Only(), Device: s.Device()}
 	}
 	switch {
+	case h.n.conns[s] != nil:
+		c := h.n.conns[s]
+		c.pr.mu.Lock()
+		j.RecvQ = uint32(c.in().n)     // bytes the peer wrote that this end has not read
+		j.SendQ = uint32(c.out().held) // written, still on the link (latency)
+		if c.pr.link.isDown() {
+			j.SendQ = uint32(c.out().n) // a partition holds everything written
+			j.RecvQ = 0
+		}
+		c.pr.mu.Unlock()
 	case h.n.listeners[s] != nil:
 		j.RecvQ = uint32(len(h.n.listeners[s].queue))
 	case h.n.packets[s] != nil:

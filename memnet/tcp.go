@@ -162,6 +162,7 @@ func (l *Listener) Close() error {
 	l.closed = true
 	close(l.done)
 	for _, c := range l.queue {
+		delete(n.conns, c.sock)
 		pr := c.pr
 		pr.mu.Lock()
 		c.closed = true
@@ -433,6 +434,7 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	sc := &Conn{pr: pr, i: 1, h: target, sock: child, network: l.network, laddr: tcpAddr(child.Local()),
 		raddr: tcpAddr(child.Remote()), linger: -1, listenerL: l}
 	pr.c = [2]*Conn{c, sc}
+	n.conns[s], n.conns[child] = c, sc
 	l.queue = append(l.queue, sc)
 	admitted := len(l.queue) <= l.backlog+1
 	if !admitted {
@@ -457,11 +459,14 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	refused, waiting := c.refused, c.admit != nil
 	if ctxErr != nil && waiting {
 		l.queue = removeConn(l.queue, sc)
+		delete(n.conns, s)
+		delete(n.conns, child)
 		target.eng.Abort(child)
 		h.eng.Close(s)
 		return nil, d.ctxErr(spec, raddr, ctxErr)
 	}
 	if refused {
+		delete(n.conns, s)
 		h.eng.Close(s)
 		return nil, fail("connect", engine.Result{Err: engine.ECONNREFUSED, Rule: "the listener closed while the connection waited for room in its queue"})
 	}

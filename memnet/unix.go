@@ -89,6 +89,7 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 	sc := &Conn{pr: pr, i: 1, h: h, sock: child, network: spec.name, laddr: &net.UnixAddr{Name: path, Net: spec.name},
 		raddr: unnamed(spec.name), linger: -1, listenerL: l}
 	pr.c = [2]*Conn{c, sc}
+	n.conns[s], n.conns[child] = c, sc
 	l.queue = append(l.queue, sc)
 	signal(l.ready)
 	return c, nil
