@@ -24,8 +24,9 @@ type CLIRunner func(args []string) (stdout, stderr []byte, code int, err error)
 
 // api serves the dashboard's JSON.
 type api struct {
-	target Target
-	cli    CLIRunner
+	target   Target
+	sockOpts string
+	cli      CLIRunner
 }
 
 func writeJSONResponse(w http.ResponseWriter, status int, v any) {
@@ -347,7 +348,7 @@ type shadow struct {
 // exposureMap asks the engine, for every listener and every address of
 // the host, who receives a connection to that address and port.
 func (a *api) exposureMap(w http.ResponseWriter, r *http.Request) {
-	rd, err := Read(a.target)
+	rd, err := Read(a.target, a.sockOpts)
 	if err != nil {
 		writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return

@@ -14,7 +14,7 @@ var assets embed.FS
 
 // addDashboard registers the dashboard and its read-only JSON API.
 func addDashboard(mux *http.ServeMux, c Config) {
-	a := &api{target: c.Target, cli: c.CLI}
+	a := &api{target: c.Target, sockOpts: c.Metrics.SockOpts, cli: c.CLI}
 	mux.HandleFunc("/api/sockets", a.sockets)
 	mux.HandleFunc("/api/exposure", a.exposureMap)
 	mux.HandleFunc("/api/audit", a.audit)

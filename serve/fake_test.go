@@ -60,9 +60,20 @@ func fakeRead(t *testing.T, snaps ...*live.Snapshot) {
 		for _, s := range snaps {
 			c := *s
 			if opts.Emit == nil {
-				c.Sockets = append([]live.Socket(nil), s.Sockets...)
-				for i := range c.Sockets {
-					c.Sockets[i].Netns = s.Netns
+				c.Sockets = nil
+				for _, x := range s.Sockets {
+					listening := x.State == "LISTEN" || x.State == "UNCONN" || x.State == "CLOSE"
+					if opts.States == live.StatesListening && !listening {
+						continue
+					}
+					if (opts.TCP || opts.UDP) && !opts.Unix && x.Family == "unix" {
+						continue
+					}
+					x.Netns = s.Netns
+					if opts.SockOpts != live.OptsNone && x.Family != "unix" {
+						x.Opts, x.OptsSource = &live.SockOpts{ReusePort: x.Inode == 2}, live.SourceKernel
+					}
+					c.Sockets = append(c.Sockets, x)
 				}
 				out = append(out, &c)
 				continue

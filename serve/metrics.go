@@ -18,6 +18,8 @@ type MetricsOptions struct {
 	// namespace, most severe first; all are counted in
 	// socktab_audit_findings.
 	MaxListeners int
+	// SockOpts is how listeners' options are read (live.OptsNone: inferred).
+	SockOpts string
 }
 
 // DefaultMetricsOptions are the flags' defaults.
@@ -50,7 +52,7 @@ var (
 	descPoolsUsed = desc("ephemeral_ports_used_all_pools", "Ephemeral ports in use summed over every pool.", "netns")
 	descPoolMax   = desc("ephemeral_pool_max_use_ratio", "Use of the fullest pool, 0 to 1.", "netns")
 	descNear      = desc("ephemeral_pools_near_exhaustion", "Pools at 80% of their capacity or more.", "netns")
-	descOptions   = desc("socket_options", "Listeners per bind option and how its value is known: read (from the kernel), inferred (from sockets sharing an address), unknown.",
+	descOptions   = desc("socket_options", "Listeners per bind option (v6only, reuseaddr, reuseport) and how its value is known: kernel (read from the kernel's socket), socket (read through a duplicate of an owner's descriptor), inferred (from sockets sharing an address), unknown.",
 		"netns", "option", "source")
 	descIncomplete = desc("read_notes", "Notes on what could not be read in a namespace (e.g. a table read from /proc/net); see the CLI's stderr for the text.", "netns")
 	descDuration   = desc("read_duration_seconds", "How long the scrape's read of the socket tables, interfaces and sysctls took, loading and audit included.")
@@ -85,7 +87,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := Read(c.target)
+	r, err := Read(c.target, c.opts.SockOpts)
 	success := 1.0
 	if err != nil {
 		c.errors++

@@ -20,7 +20,7 @@ import (
 
 func TestReadCountsStreamedSockets(t *testing.T) {
 	fakeRead(t, fakeHost(""))
-	r, err := Read(Target{})
+	r, err := Read(Target{}, live.OptsNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +36,30 @@ func TestReadCountsStreamedSockets(t *testing.T) {
 	}
 	if n.Usable != 10 || len(n.Pools) != 2 || n.Pools[0].InUse+n.Pools[0].TimeWait != 9 {
 		t.Fatalf("pools %+v usable %d: want the fullest 9 of 10", n.Pools, n.Usable)
+	}
+}
+
+func TestReadWithOptions(t *testing.T) {
+	fakeRead(t, fakeHost(""))
+	r, err := Read(Target{}, live.OptsAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := r.Namespaces[0]
+	if got := n.Sockets[SocketKey{"tcp", "inet", "ESTAB"}]; got != 10 {
+		t.Errorf("ESTAB tcp/inet = %d, want 10: the streamed read still counts", got)
+	}
+	if len(n.Audit) != 5 || len(n.Pools) != 2 {
+		t.Errorf("audit %d listeners, %d pools: want 5 and 2", len(n.Audit), len(n.Pools))
+	}
+	want := map[OptionKey]int{{"reuseaddr", "kernel"}: 5, {"reuseport", "kernel"}: 5, {"v6only", "kernel"}: 1}
+	for k, v := range want {
+		if n.Options[k] != v {
+			t.Errorf("options %v = %d, want %d (all %v)", k, n.Options[k], v, n.Options)
+		}
+	}
+	if n.Options[OptionKey{"reuseport", "inferred"}] != 0 {
+		t.Errorf("options read from the kernel must not be counted as inferred: %v", n.Options)
 	}
 }
 
@@ -82,7 +106,7 @@ func TestMetrics(t *testing.T) {
 		`socktab_ephemeral_ports_used_all_pools{netns=""} 10`,
 		`socktab_ephemeral_pool_max_use_ratio{netns=""} 0.9`,
 		`socktab_ephemeral_pools_near_exhaustion{netns=""} 1`,
-		`socktab_socket_options{netns="",option="v6only",source="read"} 1`,
+		`socktab_socket_options{netns="",option="v6only",source="kernel"} 1`,
 		`socktab_socket_options{netns="",option="reuseport",source="inferred"} 5`,
 		`socktab_read_success 1`,
 		`socktab_read_errors_total 0`,

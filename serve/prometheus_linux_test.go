@@ -22,7 +22,7 @@ func TestPrometheusScrapesPlantedNamespace(t *testing.T) {
 	needRoot(t, "prometheus", "go")
 	ns := newPlantedNS(t)
 	bin := buildSocktab(t)
-	ns.start(t, "socktab.log", bin, "serve", "--metrics-only", "--listen", "127.0.0.1:9810")
+	ns.start(t, "socktab.log", bin, "serve", "--metrics-only", "--listen", "127.0.0.1:9810", "--options", "auto")
 
 	dir := t.TempDir()
 	rules, err := filepath.Abs("../deploy/prometheus/rules.yml")
@@ -86,6 +86,16 @@ scrape_configs:
 	r, info = query(`socktab_ephemeral_ports_used{dst="` + poolServer + `"} / (socktab_ephemeral_ports_used + socktab_ephemeral_ports_available)`)
 	if len(r) != 1 || r[0].value() != 0.9 {
 		t.Fatalf("pool toward %s should be 0.9 used: %s", poolServer, info)
+	}
+	// --options auto: the listeners' options are read (BPF iterator, else
+	// the owners' descriptors), none inferred.
+	r, info = query(`sum(socktab_socket_options{option="reuseport", source=~"kernel|socket"}) == count(socktab_listener)`)
+	if len(r) != 1 || r[0].value() < 6 {
+		t.Errorf("every listener's SO_REUSEPORT must be read (4 planted, socktab's and Prometheus's): %s", info)
+	}
+	r, info = query(`sum(socktab_socket_options{source="inferred"}) or vector(0)`)
+	if len(r) != 1 || r[0].value() != 0 {
+		t.Errorf("nothing inferred when options are read: %s", info)
 	}
 	r, info = query(`socktab_ephemeral_pools_near_exhaustion`)
 	if len(r) != 1 || r[0].value() != 1 {

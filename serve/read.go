@@ -78,22 +78,33 @@ var readFunc = func(t Target, opts live.Options) ([]*live.Snapshot, error) {
 // reduced to its counts as it arrives and only listeners are kept, so a
 // host with 100,000 connections costs one dump and no table of them.
 // Listeners are loaded into the engine for the exposure audit.
-func Read(t Target) (*Reading, error) {
+//
+// sockOpts (live.OptsNone, OptsAuto, OptsBPF, OptsFD) chooses whether the
+// listeners' options are read from the kernel: then the listeners come from
+// a second, listeners-only read with options (which needs the process
+// owners, a walk of /proc/*/fd), and the streamed one only counts.
+func Read(t Target, sockOpts string) (*Reading, error) {
 	start := time.Now()
 	var recs []record
 	var listeners []live.Socket
+	withOpts := sockOpts != live.OptsNone
 	opts := live.Options{
+		SocketsOnly: withOpts,
 		Emit: func(s *live.Socket) {
 			r := record{key: SocketKey{s.Proto, s.Family, s.State}, local: s.Local, rem: s.Remote, netns: s.Netns, listener: -1}
 			if s.Family != "unix" && (s.State == "LISTEN" || s.State == "UNCONN") {
 				r.listener = len(listeners)
-				c := *s
-				listeners = append(listeners, c)
+				if !withOpts {
+					listeners = append(listeners, *s)
+				}
 			}
 			recs = append(recs, r)
 		},
 		Rewind: func(n int) {
 			recs = recs[:len(recs)-n]
+			if withOpts {
+				return
+			}
 			keep := 0
 			for i := len(recs) - 1; i >= 0; i-- {
 				if recs[i].listener >= 0 {
@@ -104,9 +115,29 @@ func Read(t Target) (*Reading, error) {
 			listeners = listeners[:keep]
 		},
 	}
+	var listenSnaps []*live.Snapshot
+	if withOpts {
+		var err error
+		listenSnaps, err = readFunc(t, live.Options{TCP: true, UDP: true, States: live.StatesListening, SockOpts: sockOpts})
+		if err != nil {
+			return nil, err
+		}
+	}
 	snaps, err := readFunc(t, opts)
 	if err != nil {
 		return nil, err
+	}
+	if withOpts {
+		// Namespaces come from the listeners' read (interfaces, sysctls and
+		// options); the streamed read only counts.
+		snaps = listenSnaps
+		for _, s := range listenSnaps {
+			for _, l := range s.Sockets {
+				if l.Family != "unix" {
+					listeners = append(listeners, l)
+				}
+			}
+		}
 	}
 	// The streamed records follow the snapshots' order; split them by label.
 	byNS := map[string]*NSReading{}
@@ -135,18 +166,28 @@ func Read(t Target) (*Reading, error) {
 			pools[r.netns] = pc
 		}
 		if r.listener >= 0 {
-			l := listeners[r.listener]
-			listen[r.netns] = append(listen[r.netns], l)
-			countOptions(ns.Options, &l)
-			pc.AddHolder(r.key.Proto, l.Local, l.State == "LISTEN")
+			// A listener or bound socket holds its port off every pool.
+			pc.AddHolder(r.key.Proto, r.local, r.key.State == "LISTEN")
+			if !withOpts {
+				listen[r.netns] = append(listen[r.netns], listeners[r.listener])
+			}
 			continue
 		}
 		pc.Add(r.key.Proto, r.local, r.rem, r.key.State == "TIME-WAIT")
+	}
+	if withOpts {
+		for i := range listeners {
+			l := listeners[i]
+			listen[l.Netns] = append(listen[l.Netns], l)
+		}
 	}
 	for _, s := range snaps {
 		ns := byNS[s.Netns]
 		snap := *s
 		snap.Sockets = listen[s.Netns]
+		for i := range snap.Sockets {
+			countOptions(ns.Options, &snap.Sockets[i])
+		}
 		tab, err := inspect.Load(&snap)
 		if err != nil {
 			return nil, err
@@ -164,13 +205,22 @@ func Read(t Target) (*Reading, error) {
 }
 
 // countOptions records how the options that decide binds are known for a
-// listener: IPV6_V6ONLY is read from the kernel (sock_diag) or unknown (the
-// /proc fallback); SO_REUSEADDR and SO_REUSEPORT are inferred by
-// inspect.Load from sockets sharing an address, because sock_diag does not
-// report them.
+// listener: read from the kernel's socket (BPF iterator, "kernel") or a
+// duplicate of its descriptor ("socket") when --options asked for them;
+// otherwise IPV6_V6ONLY comes from sock_diag ("kernel") or is unknown (the
+// /proc fallback), and SO_REUSEADDR and SO_REUSEPORT are inferred by
+// inspect.Load from sockets sharing an address.
 func countOptions(m map[OptionKey]int, s *live.Socket) {
+	if s.Opts != nil {
+		if s.Family == "inet6" {
+			m[OptionKey{"v6only", s.OptsSource}]++
+		}
+		m[OptionKey{"reuseaddr", s.OptsSource}]++
+		m[OptionKey{"reuseport", s.OptsSource}]++
+		return
+	}
 	if s.Family == "inet6" {
-		src := "read"
+		src := live.SourceKernel
 		if s.V6Only == nil {
 			src = "unknown"
 		}

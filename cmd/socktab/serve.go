@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/socktab/socktab/live"
 	"github.com/socktab/socktab/serve"
 	"github.com/spf13/cobra"
 )
@@ -31,6 +32,13 @@ explicit --insecure-listen. No endpoint changes anything on the host.`,
 			if c.Metrics.TopPools < 0 || c.Metrics.MaxListeners < 0 {
 				return fmt.Errorf("--top-pools and --max-listeners must be 0 or more")
 			}
+			switch c.Metrics.SockOpts {
+			case "none":
+				c.Metrics.SockOpts = live.OptsNone
+			case live.OptsAuto, live.OptsBPF, live.OptsFD:
+			default:
+				return fmt.Errorf("--options %q: want none, auto, bpf or fd", c.Metrics.SockOpts)
+			}
 			// main turns the collector off for short runs; a server lives long.
 			debug.SetGCPercent(100)
 			c.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -52,6 +60,7 @@ explicit --insecure-listen. No endpoint changes anything on the host.`,
 	f.IntVar(&c.Target.NetnsPID, "netns-pid", 0, "read the network namespace of process PID")
 	f.BoolVar(&c.Target.AllNetns, "all-netns", false, "read every network namespace in use, each labelled")
 	f.IntVar(&c.Metrics.TopPools, "top-pools", c.Metrics.TopPools, "ephemeral-port pools with their own series, fullest first, per namespace")
+	f.StringVar(&c.Metrics.SockOpts, "options", "none", "read listeners' socket options: none (infer them), auto, bpf or fd (costs a walk of /proc/*/fd per scrape)")
 	f.IntVar(&c.Metrics.MaxListeners, "max-listeners", c.Metrics.MaxListeners, "listeners with their own series, most severe first, per namespace")
 	return cmd
 }
