@@ -132,7 +132,8 @@ func IsRaw(st *scenario.Step) bool {
 // segment (IsRaw): "rst", "ack" or "drop". Linux answers (its sequence
 // number is out of every window):
 //   - a connection: an ACK (tcp_validate_incoming's duplicate or challenge
-//     ACK), nothing for a RST;
+//     ACK), nothing for a RST or a bare FIN (no ACK, RST or SYN); a
+//     connect in progress (SYN-SENT) resets an ACK and ignores the rest;
 //   - a TIME_WAIT socket: an ACK (TCP_TW_ACK), nothing for a RST; an
 //     orphaned FIN_WAIT2 one answers even a RST out of its window;
 //   - a listener: a RST for a segment with ACK (tcp_rcv_state_process),
@@ -142,11 +143,19 @@ func WireAnswer(st *scenario.Step, o scenario.Outcome) string {
 	if o.Result == "rst" || o.Result == "drop" {
 		return o.Result
 	}
-	rst, ack := st.Flags&engine.FlagRST != 0, st.Flags&engine.FlagACK != 0
+	rst, ack, syn := st.Flags&engine.FlagRST != 0, st.Flags&engine.FlagACK != 0, st.Flags&engine.FlagSYN != 0
 	switch stageOf(o.Reason) {
 	case engine.StageEstablished:
-		if rst {
+		if strings.Contains(o.Reason, engine.SynSent.String()) {
+			// tcp_rcv_synsent_state_process: an unacceptable ACK is
+			// reset, anything else without one discarded.
+			if ack && !rst {
+				return "rst"
+			}
 			return "drop"
+		}
+		if rst || !ack && !syn {
+			return "drop" // tcp_rcv_established drops a segment without ACK, RST or SYN
 		}
 		return "ack"
 	case engine.StageTimeWait:
