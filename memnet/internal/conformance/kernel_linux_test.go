@@ -42,6 +42,18 @@ type kernelHost struct {
 
 func (n *kernelNet) Host(name string) Host { return n.hosts[name] }
 
+// Partition takes a's end of the veth down (b's stays up with no carrier, so
+// b's packets toward a are lost), or brings it back up. IPv4 addresses and
+// b's routes survive; a's IPv6 addresses would not, so partitions are
+// tested over IPv4.
+func (n *kernelNet) Partition(cut bool) error {
+	state := "up"
+	if cut {
+		state = "down"
+	}
+	return ipBatch(n.hosts["a"].ns, "link set eth0 "+state)
+}
+
 func newKernelNet(t *testing.T) (Net, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("not root (euid %d)", os.Geteuid())

@@ -21,11 +21,23 @@ func init() {
 // README until fixed. None today.
 var memnetGaps = map[string]string{}
 
-type memNet struct{ hosts map[string]*memHost }
+type memNet struct {
+	n     *memnet.Network
+	hosts map[string]*memHost
+}
 
 type memHost struct{ h *memnet.Host }
 
 func (n *memNet) Host(name string) Host { return n.hosts[name] }
+
+func (n *memNet) Partition(cut bool) error {
+	if cut {
+		n.n.Partition(n.hosts["a"].h, n.hosts["b"].h)
+	} else {
+		n.n.Heal(n.hosts["a"].h, n.hosts["b"].h)
+	}
+	return nil
+}
 
 func newMemnet(t *testing.T) (Net, error) {
 	n := memnet.New(memnet.Options{OS: "linux"})
@@ -36,7 +48,7 @@ func newMemnet(t *testing.T) (Net, error) {
 			return nil, err
 		}
 	}
-	return &memNet{hosts: map[string]*memHost{"a": {a}, "b": {b}}}, nil
+	return &memNet{n: n, hosts: map[string]*memHost{"a": {a}, "b": {b}}}, nil
 }
 
 func sockOpts(o Opts) memnet.SockOpts {

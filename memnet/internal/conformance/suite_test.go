@@ -22,6 +22,9 @@ import (
 //	"b": lo and eth0 with 192.0.2.2/24, 2001:db8::2/64, on one link with a
 type Net interface {
 	Host(name string) Host
+	// Partition cuts the link between a and b (true) or heals it (false):
+	// packets on it are lost, nothing is reported to either side.
+	Partition(cut bool) error
 }
 
 // Host is the part of a host the behaviours use: the shapes of package
@@ -225,7 +228,10 @@ func errClass(err error) string {
 	var errno syscall.Errno
 	what := ""
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		// A dial whose context runs out fails with either, depending on
+		// where package net notices: os.ErrDeadlineExceeded while waiting
+		// for connect, its "i/o timeout" mapped from the context before.
 		what = "timeout"
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
