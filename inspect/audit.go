@@ -127,6 +127,14 @@ func (t *Table) Audit() []Exposure {
 		}
 		e := Exposure{Socket: s}
 		seen := map[string]bool{}
+		if la := s.Local().Addr().Unmap(); s.Proto() == engine.UDP && t.Host.IsGroupcast(la) {
+			// Bound to a broadcast address or a multicast group: it takes
+			// the datagrams sent there (no unicast address is its).
+			e.Accepts, e.Classes, e.Severity = []netip.Addr{la}, []string{Class(la)}, classSeverity[Class(la)]
+			e.Finding, e.Fix = describe(s, e)
+			out = append(out, e)
+			continue
+		}
 		for _, a := range addrs {
 			dst := netip.AddrPortFrom(a, s.Local().Port())
 			d := t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN})

@@ -207,3 +207,27 @@ func TestPortsPoolsAsTheKernelDraws(t *testing.T) {
 		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A UDP socket bound to a multicast group or a broadcast address receives
+// what is sent there: audit must not call it "receives nothing".
+func TestAuditGroupcastBoundSockets(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.2/24")},
+			Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}},
+		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("239.1.2.3:5000")},
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("192.168.1.255:5001")},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tab.Audit() {
+		if len(e.Accepts) != 1 || e.Accepts[0] != e.Socket.Local().Addr() || strings.Contains(e.Finding, "nothing") {
+			t.Errorf("%s: accepts %v, %q", e.Socket.Local(), e.Accepts, e.Finding)
+		}
+	}
+}
