@@ -11,7 +11,7 @@ import (
 // in kerneltest checks the same files against the kernel itself).
 func TestGroupcastReplaysHold(t *testing.T) {
 	for _, f := range []string{"broadcast-every-socket", "multicast-joined", "multicast-ipv6",
-		"udp-reuseaddr-latest-bound", "bindtodevice-beats-unbound", "ipv6-scope"} {
+		"udp-reuseaddr-latest-bound", "bindtodevice-beats-unbound", "ipv6-scope", "multicast-all-option"} {
 		path := "../testdata/replay/" + f + ".scenario"
 		b, err := os.ReadFile(path)
 		if err != nil {
