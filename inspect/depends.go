@@ -407,8 +407,10 @@ func deliveryKey(t *Table, d engine.Delivery) string {
 	}
 	if d.Socket != nil {
 		ids := []string{id(d.Socket)}
-		for _, g := range d.Group {
-			ids = append(ids, id(g))
+		if len(d.Group) > 1 { // a group of one is the socket alone
+			for _, g := range d.Group {
+				ids = append(ids, id(g))
+			}
 		}
 		for _, g := range d.All {
 			ids = append(ids, id(g))

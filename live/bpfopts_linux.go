@@ -148,7 +148,10 @@ func applyBPF(snap *Snapshot, recs []bpfRecord, netns uint32, port uint16) {
 		}
 		if r.ino != 0 {
 			byIno[r.ino] = r
-		} else {
+		}
+		// Orphans (TIME-WAIT, and FIN-WAIT-2 after close) have no inode
+		// in sock_diag: they are found by their tuple.
+		if r.remote.Port() != 0 {
 			byTuple[tupleKey{r.proto, r.local, r.remote}] = r
 		}
 		if r.bucket != nil && !buckets[r.bucket.Port] {

@@ -83,6 +83,39 @@ func inetDiagReq(family, proto uint8, states uint32) []byte {
 	return b
 }
 
+// Bytecode ops of inet_diag filters (include/uapi/linux/inet_diag.h).
+const (
+	inetDiagReqBytecode = 1
+	inetDiagBCSGE       = 2 // local port >= the next op's "no" field
+	inetDiagBCSLE       = 3 // local port <= the next op's "no" field
+)
+
+// inetDiagPortReq is inetDiagReq with a filter the kernel runs on every
+// socket (INET_DIAG_REQ_BYTECODE): local port == port. A program accepts a
+// socket by running exactly off its end and rejects it by jumping 4 bytes
+// past it, as ss compiles its filters.
+func inetDiagPortReq(family, proto uint8, states uint32, port uint16) []byte {
+	b := inetDiagReq(family, proto, states)
+	if port == 0 {
+		return b
+	}
+	const progLen = 16
+	attr := make([]byte, 4+progLen)
+	ne := binary.NativeEndian
+	ne.PutUint16(attr[0:], uint16(len(attr)))
+	ne.PutUint16(attr[2:], inetDiagReqBytecode)
+	prog := attr[4:]
+	// op 0: S_GE port, yes -> op 2 (offset 8), no -> reject.
+	prog[0], prog[1] = inetDiagBCSGE, 8
+	ne.PutUint16(prog[2:], progLen+4)
+	ne.PutUint16(prog[6:], port)
+	// op 2: S_LE port, yes -> end (accept), no -> reject.
+	prog[8], prog[9] = inetDiagBCSLE, 8
+	ne.PutUint16(prog[10:], progLen-8+4)
+	ne.PutUint16(prog[14:], port)
+	return append(b, attr...)
+}
+
 // unixDiagReq encodes struct unix_diag_req for a full dump.
 func unixDiagReq(states uint32) []byte {
 	b := make([]byte, sizeofUnixDiagReq)

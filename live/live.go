@@ -221,6 +221,11 @@ type Options struct {
 	States uint32
 	// Processes fills Socket.Processes from /proc/*/fd.
 	Processes bool
+	// Port, when not 0, reads only the TCP and UDP sockets whose local
+	// port it is (netlink filters in the kernel with an inet_diag
+	// bytecode; the /proc fallback after reading). A bind to a port and a
+	// packet to it concern no other socket.
+	Port uint16
 	// SockOpts chooses how socket options (Socket.Opts) are read:
 	// OptsNone, OptsAuto, OptsBPF or OptsFD. OptsPort, when not 0, limits
 	// it to the sockets on that local port. Options are not read when

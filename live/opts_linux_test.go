@@ -240,3 +240,17 @@ func checkOpts(t *testing.T, sn *Snapshot, socks map[netip.AddrPort]optSock, sou
 		t.Errorf("%d of %d planted sockets found", seen, len(socks))
 	}
 }
+
+func TestReadPortFilter(t *testing.T) {
+	ns := newTestNS(t)
+	plantOptSockets(t, ns)
+	for _, port := range []uint16{7201, 7203, 7204} {
+		sn := one(t, readSettled(t, NetnsTarget{Name: ns.name}, Options{TCP: true, UDP: true, Port: port}))
+		all := one(t, readSettled(t, NetnsTarget{Name: ns.name}, Options{TCP: true, UDP: true}))
+		want := keys(all.Sockets, false, func(s Socket) bool { return s.Local.Port() == port })
+		if len(want) == 0 {
+			t.Fatalf("no socket on port %d", port)
+		}
+		diffKeys(t, fmt.Sprintf("port %d", port), keys(sn.Sockets, false, nil), want)
+	}
+}

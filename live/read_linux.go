@@ -125,7 +125,7 @@ func collect(opts Options, label string) (*Snapshot, error) {
 			if t.proto == "udp" {
 				proto, parse = unix.IPPROTO_UDP, parseUDP
 			}
-			err := dc.dump(inetDiagReq(t.fam, proto, states), p, parse)
+			err := dc.dump(inetDiagPortReq(t.fam, proto, states, opts.Port), p, parse)
 			if err == nil {
 				usedNL = true
 				continue
@@ -142,6 +142,15 @@ func collect(opts Options, label string) (*Snapshot, error) {
 		}
 		from := len(p.out)
 		err = parseProcInet(p, data, t.proto, t.fam == unix.AF_INET6, states)
+		if opts.Port != 0 {
+			keep := p.out[:from]
+			for _, s := range p.out[from:] {
+				if s.Local.Port() == opts.Port {
+					keep = append(keep, s)
+				}
+			}
+			p.out = keep
+		}
 		p.drain(from)
 		if err != nil {
 			return nil, fmt.Errorf("live: %s/%s: %w", netDir, t.file, err)

@@ -88,7 +88,7 @@ receiver depends on socket options nobody could read, so scripts can test it.`,
 			if src.Addr().Unmap().Is4() != dst.Addr().Unmap().Is4() {
 				return usageErr(fmt.Errorf("--from and DST must both be IPv4 or both IPv6"))
 			}
-			opts := live.Options{TCP: proto == engine.TCP, UDP: proto == engine.UDP, Processes: true, OptsPort: dst.Port()}
+			opts := live.Options{TCP: proto == engine.TCP, UDP: proto == engine.UDP, Processes: true, Port: dst.Port(), OptsPort: dst.Port()}
 			if opts.SockOpts, err = f.optionsMode(); err != nil {
 				return err
 			}
@@ -312,7 +312,7 @@ that capability may bind low ports; socktab answers as for a plain user.)`,
 			if req.V6Only && !req.Addr.Addr().Is6() {
 				return usageErr(fmt.Errorf("--v6only needs an IPv6 ADDR"))
 			}
-			opts := live.Options{TCP: req.Proto == engine.TCP, UDP: req.Proto == engine.UDP, Processes: true, OptsPort: req.Addr.Port()}
+			opts := live.Options{TCP: req.Proto == engine.TCP, UDP: req.Proto == engine.UDP, Processes: true, Port: req.Addr.Port(), OptsPort: req.Addr.Port()}
 			if opts.SockOpts, err = f.optionsMode(); err != nil {
 				return err
 			}
