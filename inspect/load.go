@@ -133,6 +133,21 @@ func Load(snap *live.Snapshot) (*Table, error) {
 		t.order = append(t.order, s)
 	}
 	slices.Reverse(t.order)
+	// The kernel's bind-bucket caches, when the BPF reader saw them: the
+	// engine would otherwise run the full conflict check (no fast path).
+	for _, b := range snap.Buckets {
+		if _, held := h.BindBucket(engine.TCP, b.Port); !held {
+			continue // its holders were not read (another port filter, or gone)
+		}
+		eb := engine.BindBucket{FastReuse: b.FastReuse, FastReuseport: uint8(b.FastReuseport), FastUID: b.FastUID,
+			FastIPv6Only: b.FastIPv6Only, FastFamily: engine.Inet, FastRcvSaddr: b.FastRcvSaddr}
+		if b.FastFamily == "inet6" {
+			eb.FastFamily = engine.Inet6
+		}
+		if err := h.SetBindBucket(engine.TCP, b.Port, eb); err != nil {
+			return nil, fmt.Errorf("load: %v", err)
+		}
+	}
 	return t, nil
 }
 

@@ -14,6 +14,7 @@ import (
 type lsFlags struct {
 	liveFlags
 	tcp, udp, unix, inet4, inet6, listening, all, procs, noHeader, numeric bool
+	options                                                                bool
 	states, ports, pids, commands                                          []string
 	addr                                                                   string
 }
@@ -54,6 +55,7 @@ Paths and process names are printed escaped (\n, \x1b, ...).`,
 	fl.BoolVarP(&f.listening, "listening", "l", false, "listening and unconnected sockets only")
 	fl.BoolVarP(&f.all, "all", "a", false, "sockets in every state")
 	fl.BoolVarP(&f.procs, "processes", "p", false, "show the processes holding each socket, with their fds")
+	fl.BoolVar(&f.options, "options", false, "read each socket's SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY and device (BPF as root, else the owners' descriptors) into -o json's options")
 	fl.BoolVarP(&f.noHeader, "no-header", "H", false, "do not print the header line")
 	fl.BoolVarP(&f.numeric, "numeric", "n", false, "numeric addresses and ports (always so; accepted for ss habits)")
 	fl.StringSliceVar(&f.states, "state", nil, "only sockets in these states (ss names or groups; repeat or comma-separate)")
@@ -103,6 +105,11 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 	if (f.inet4 || f.inet6) && !f.tcp && !f.udp && !f.unix {
 		opts.TCP, opts.UDP = true, true
 	}
+	if f.options {
+		if opts.SockOpts, err = f.optionsMode(); err != nil {
+			return usageErr(err)
+		}
+	}
 	var wantState map[string]bool
 	switch {
 	case len(f.states) > 0:
@@ -137,7 +144,7 @@ func runLs(stdout, stderr io.Writer, f lsFlags) error {
 		return true
 	}
 	t := textRows{showNetns: f.netnsMode()}
-	if f.output == "text" && !f.procs {
+	if f.output == "text" && !f.procs && opts.SockOpts == live.OptsNone {
 		// The plain listing streams: each socket is formatted as it is read
 		// and none is kept, which is what makes it as cheap as ss.
 		var kept []bool
