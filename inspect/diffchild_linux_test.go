@@ -313,6 +313,15 @@ func (c *child) connection(r childReq) childResp {
 		unix.Close(ln)
 		return childResp{Err: "client: " + errName(err)}
 	}
+	// Another listener on the port may have taken the connection (a more
+	// specific address, or a reuseport group member): then ours has
+	// nothing to accept.
+	pfd := []unix.PollFd{{Fd: int32(ln), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(pfd, 3000); n != 1 {
+		unix.Close(ln)
+		unix.Close(cl)
+		return childResp{Err: "accept: the connection went to another listener"}
+	}
 	a, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
 	if err != nil {
 		unix.Close(ln)
