@@ -71,6 +71,7 @@ func walkOwners(procRoot string, want map[uint64][]Process) (denied int, err err
 	}
 	slices.Sort(pids)
 	buf := make([]byte, 64)
+	var fdSlab []int // FDs slices without one allocation per socket
 	for _, pid := range pids {
 		dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
 		fdDir, err := os.Open(dir)
@@ -118,7 +119,12 @@ func walkOwners(procRoot string, want map[uint64][]Process) (denied int, err err
 			if comm == "" {
 				comm = readComm(procRoot, pid)
 			}
-			want[ino] = append(holders, Process{PID: pid, Command: comm, FD: fdn, FDs: []int{fdn}})
+			if len(fdSlab) == cap(fdSlab) {
+				fdSlab = make([]int, 0, 4096)
+			}
+			fdSlab = append(fdSlab, fdn)
+			fds := fdSlab[len(fdSlab)-1 : len(fdSlab) : len(fdSlab)] // a second fd copies
+			want[ino] = append(holders, Process{PID: pid, Command: comm, FD: fdn, FDs: fds})
 		}
 		fdDir.Close()
 	}
