@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// Net is one network under test. It has two hosts, made on first use:
+// Net is one network under test, made fresh for each behaviour, with two
+// hosts:
 //
 //	"a": lo (127.0.0.1/8, ::1) and eth0 with 192.0.2.1/24, 2001:db8::1/64
 //	"b": lo and eth0 with 192.0.2.2/24, 2001:db8::2/64, on one link with a
@@ -441,6 +442,5 @@ func (c *C) readFrom(step string, p net.PacketConn, n int, want string) net.Addr
 	return from
 }
 
-func udp(s string) *net.UDPAddr  { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
-func tcp(s string) *net.TCPAddr  { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
-func unixAddr(s string) net.Addr { return &net.UnixAddr{Name: s, Net: "unixgram"} }
+func udp(s string) *net.UDPAddr { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+func tcp(s string) *net.TCPAddr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
