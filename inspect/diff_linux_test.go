@@ -312,7 +312,7 @@ func (n *diffNet) kernel(t *testing.T, q question, token string) kernelAnswer {
 	if q.fromPeer {
 		prober = n.pb
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	if q.proto == engine.TCP {
 		resp := prober.ask(t, childReq{Op: "connect", Addr: q.src.String(), Peer: q.dst.String()})
 		if resp.Err != "" {
@@ -332,14 +332,21 @@ func (n *diffNet) kernel(t *testing.T, q question, token string) kernelAnswer {
 	if resp.Err != "" {
 		return kernelAnswer{errno: resp.Err}
 	}
-	deadline = time.Now().Add(2 * time.Second)
+	defer prober.ask(t, childReq{Op: "forget", Token: token})
+	// Wait for a state: a receiver got the datagram, or the port
+	// unreachable came back (ICMP is not rate-limited in these
+	// namespaces). The deadline is only a last resort.
+	deadline = time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, c := range []*childProc{n.root, n.user} {
 			if ino := c.ask(t, childReq{Op: "got", Token: token}).Ino; ino != 0 {
 				return kernelAnswer{ino: ino}
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		if r := prober.ask(t, childReq{Op: "refused", Token: token}); r.Err != "" {
+			return kernelAnswer{errno: r.Err}
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 	return kernelAnswer{errno: "no receiver and no ICMP error"}
 }

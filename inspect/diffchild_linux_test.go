@@ -19,7 +19,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +59,7 @@ type childResp struct {
 type child struct {
 	mu       sync.Mutex
 	got      map[string]uint64 // datagram token -> inode of the receiver
+	senders  map[string]int    // datagram token -> the prober's socket
 	accepted map[string]uint64 // client address -> inode of the listener
 	keep     []int
 }
@@ -78,7 +78,7 @@ func runChild(uid string) int {
 			return 1
 		}
 	}
-	c := &child{got: map[string]uint64{}, accepted: map[string]uint64{}}
+	c := &child{got: map[string]uint64{}, accepted: map[string]uint64{}, senders: map[string]int{}}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<16), 1<<20)
 	out := json.NewEncoder(os.Stdout)
@@ -221,6 +221,8 @@ func (c *child) do(r childReq) childResp {
 		return c.probeTCP(r)
 	case "send":
 		return c.probeUDP(r)
+	case "refused", "forget":
+		return c.refused(r.Token, r.Op == "forget")
 	case "got":
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -368,7 +370,10 @@ func (c *child) probeTCP(r childReq) childResp {
 	if err := unix.Bind(fd, ssa); err != nil {
 		return childResp{Err: "bind: " + errName(err)}
 	}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 3})
+	// A connect that nobody answers (neither SYN-ACK nor RST) ends after
+	// 10 s; on loopback and a veth an answer comes well before, even on a
+	// loaded machine.
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 10})
 	err = unix.Connect(fd, dsa)
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	if err != nil {
@@ -377,9 +382,9 @@ func (c *child) probeTCP(r childReq) childResp {
 	return childResp{}
 }
 
-// probeUDP sends Token from Addr to Peer on a connected socket and waits
-// for the ICMP error that says nobody received it: Err "ECONNREFUSED",
-// else "" (a receiver is asked with "got").
+// probeUDP sends Token from Addr to Peer on a connected socket, kept open
+// under the token so that "refused" can tell whether the ICMP port
+// unreachable that says nobody received it came back.
 func (c *child) probeUDP(r childReq) childResp {
 	src, _ := netip.ParseAddrPort(r.Addr)
 	dst, _ := netip.ParseAddrPort(r.Peer)
@@ -389,29 +394,43 @@ func (c *child) probeUDP(r childReq) childResp {
 	if err != nil {
 		return childResp{Err: errName(err)}
 	}
-	defer unix.Close(fd)
 	if err := unix.Bind(fd, ssa); err != nil {
+		unix.Close(fd)
 		return childResp{Err: "bind: " + errName(err)}
 	}
 	if err := unix.Connect(fd, dsa); err != nil {
+		unix.Close(fd)
 		return childResp{Err: "connect: " + errName(err)}
 	}
 	if _, err := unix.Write(fd, []byte(r.Token)); err != nil {
+		unix.Close(fd)
 		return childResp{Err: errName(err)}
 	}
-	// Wait for the ICMP error or for a receiver to be found by the
-	// driver: a short receive timeout, the driver polls "got" next.
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000})
+	c.mu.Lock()
+	c.senders[r.Token] = fd
+	c.mu.Unlock()
+	return childResp{}
+}
+
+// refused reports "ECONNREFUSED" once the ICMP error for Token's datagram
+// arrived, "" while it has not; "forget" closes the sender.
+func (c *child) refused(token string, forget bool) childResp {
+	c.mu.Lock()
+	fd, ok := c.senders[token]
+	if ok && forget {
+		delete(c.senders, token)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return childResp{}
+	}
+	if forget {
+		unix.Close(fd)
+		return childResp{}
+	}
 	buf := make([]byte, 16)
-	deadline := time.Now().Add(200 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		_, err := unix.Read(fd, buf)
-		if err == unix.ECONNREFUSED {
-			return childResp{Err: "ECONNREFUSED"}
-		}
-		if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
-			break
-		}
+	if _, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); err == unix.ECONNREFUSED {
+		return childResp{Err: "ECONNREFUSED"}
 	}
 	return childResp{}
 }
