@@ -54,6 +54,21 @@
 // slice sized from /proc/net/sockstat, with no other per-record
 // allocation (v6only flags and unix names come from shared slabs).
 //
+// # Socket options
+//
+// sock_diag does not carry SO_REUSEADDR or SO_REUSEPORT. With
+// Options.SockOpts they are read for the sockets on Options.OptsPort (or
+// all): first by BPF socket iterators (iter/tcp, iter/udp; bpf/sockopts.c,
+// compiled by bpf2go into the committed sockopts_bpfe[lb].o and loaded
+// with github.com/cilium/ebpf), which see every socket of the namespace
+// the reading thread is in, TIME-WAIT ones included, and each TCP port's
+// bind-bucket caches (Snapshot.Buckets); records are matched to sock_diag
+// rows by inode, orphans by their tuple. What the iterators do not walk
+// (TCP sockets bound but not listening) or everything, when BPF cannot run
+// (no privilege, no BTF), is read from an owner's descriptor duplicated
+// with pidfd_getfd, getsockopt only, closed at once. Socket.OptsSource
+// says which; what stays nil is unknown.
+//
 // # Namespaces
 //
 // ReadNetns enters a namespace on a locked OS thread (setns), reads the
