@@ -145,18 +145,54 @@ func sockAddr(fam engine.Family, ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a, ap.Port())
 }
 
+// tcpAddr is net.TCPAddrFromAddrPort with the IP's bytes in the same
+// allocation as the address: one allocation where package net makes two
+// (a connection makes four addresses, a received datagram one).
 func tcpAddr(ap netip.AddrPort) *net.TCPAddr {
 	if !ap.IsValid() {
 		return nil
 	}
-	return net.TCPAddrFromAddrPort(ap)
+	a := ap.Addr()
+	if a.Is4() {
+		x := new(struct {
+			a  net.TCPAddr
+			ip [4]byte
+		})
+		x.ip = a.As4()
+		x.a = net.TCPAddr{IP: x.ip[:4:4], Port: int(ap.Port())}
+		return &x.a
+	}
+	x := new(struct {
+		a  net.TCPAddr
+		ip [16]byte
+	})
+	x.ip = a.As16()
+	x.a = net.TCPAddr{IP: x.ip[:16:16], Port: int(ap.Port()), Zone: a.Zone()}
+	return &x.a
 }
 
+// udpAddr is tcpAddr for UDP.
 func udpAddr(ap netip.AddrPort) *net.UDPAddr {
 	if !ap.IsValid() {
 		return nil
 	}
-	return net.UDPAddrFromAddrPort(ap)
+	a := ap.Addr()
+	if a.Is4() {
+		x := new(struct {
+			a  net.UDPAddr
+			ip [4]byte
+		})
+		x.ip = a.As4()
+		x.a = net.UDPAddr{IP: x.ip[:4:4], Port: int(ap.Port())}
+		return &x.a
+	}
+	x := new(struct {
+		a  net.UDPAddr
+		ip [16]byte
+	})
+	x.ip = a.As16()
+	x.a = net.UDPAddr{IP: x.ip[:16:16], Port: int(ap.Port()), Zone: a.Zone()}
+	return &x.a
 }
 
 // addrPortOf reads a net.Addr a program passed (TCP, UDP or IP address).
