@@ -13,6 +13,9 @@ type Error struct {
 	Errno Errno
 	Rule  Rule
 	Other *Socket // the conflicting holder or the socket reached, if any
+	// Holder describes Other as it was when the operation failed (the
+	// socket may change or leave later; Error reads only this).
+	Holder string
 }
 
 // AsError is r as an error: nil when the operation succeeded, else *Error.
@@ -20,17 +23,21 @@ func (r Result) AsError() error {
 	if r.Err == OK {
 		return nil
 	}
-	return &Error{Errno: r.Err, Rule: r.Rule, Other: r.Other}
+	e := &Error{Errno: r.Err, Rule: r.Rule, Other: r.Other}
+	if r.Other != nil {
+		e.Holder = Describe(r.Other)
+	}
+	return e
 }
 
 // OK reports whether the operation succeeded.
 func (r Result) OK() bool { return r.Err == OK }
 
 func (e *Error) Error() string {
-	if e.Other == nil {
+	if e.Holder == "" {
 		return fmt.Sprintf("%s: %s", e.Errno, e.Rule)
 	}
-	return fmt.Sprintf("%s: %s (%s)", e.Errno, e.Rule, Describe(e.Other))
+	return fmt.Sprintf("%s: %s (%s)", e.Errno, e.Rule, e.Holder)
 }
 
 // Unwrap returns the matching syscall.Errno, or nil where the platform has

@@ -422,3 +422,37 @@ func TestSocketsQueues(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigurationErrors(t *testing.T) {
+	n := memnet.New(memnet.Options{OS: "plan9"})
+	if n.Err() == nil || !strings.Contains(n.Err().Error(), `unknown os "plan9"`) {
+		t.Fatalf("unknown OS: %v", n.Err())
+	}
+	if _, err := n.Host("h", "192.0.2.1/24").Listen("tcp", ":80"); err == nil || !strings.Contains(err.Error(), "plan9") {
+		t.Fatalf("listen on a network with a bad OS: %v", err)
+	}
+	h := memnet.New(memnet.Options{}).Host("h", "192.0.2.300/24")
+	if _, err := h.Dial("tcp", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), `"192.0.2.300/24"`) {
+		t.Fatalf("dial from a host with a bad address: %v", err)
+	}
+	if err := memnet.New(memnet.Options{}).Host("h").Sysctl("net.ipv4.ip_local_port_range", "5000 4000"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a range the kernel refuses: %v", err)
+	}
+	if _, err := memnet.New(memnet.Options{}).Host("h").Listen("tcp", "127.0.0.1:99999"); err == nil {
+		t.Fatal("port 99999 accepted")
+	}
+	if _, err := memnet.New(memnet.Options{}).Host("h").Listen("udp", ":53"); err == nil {
+		t.Fatal("Listen accepted udp")
+	}
+}
+
+func TestPrivilegedPortNeedsRoot(t *testing.T) {
+	h := memnet.New(memnet.Options{}).Host("h")
+	if _, err := h.Listen("tcp", ":80"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("uid 1000 on :80: %v", err)
+	}
+	h.SetUID(0)
+	if _, err := h.Listen("tcp", ":80"); err != nil {
+		t.Fatalf("root on :80: %v", err)
+	}
+}
