@@ -199,6 +199,9 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 			fmt.Fprintf(w, "  => dropped: %s\n", d.Stage)
 		}
 		printUnknowns(w, ans.Answer, ans.Unknowns)
+		if src := optionsSourceText(t.Snap); src != "" {
+			fmt.Fprintf(w, "  (socket options %s)\n", src)
+		}
 	}
 	if output == "json" {
 		if err := writeJSON(w, outs); err != nil {
@@ -248,6 +251,18 @@ func printUnknowns(w io.Writer, a inspect.Answer, unknowns []string) {
 	for _, u := range unknowns {
 		fmt.Fprintf(w, "     %s\n", u)
 	}
+}
+
+// optionsSourceText says in words where the options came from when it was
+// not the kernel itself ("" when it was).
+func optionsSourceText(s *live.Snapshot) string {
+	switch s.OptsSource {
+	case live.SourceKernel:
+		return ""
+	case live.SourceSocket:
+		return "read from the owners' descriptors: TIME-WAIT and unowned sockets' options are unknown without BPF (run as root on a kernel with BTF)"
+	}
+	return "not read: assumed"
 }
 
 // snapOptsSource says how a snapshot's socket options were read.
@@ -373,6 +388,9 @@ func runBind(w io.Writer, output string, tabs []*inspect.Table, req inspect.Bind
 			}
 			if ans.Inferred && ans.Answer != inspect.AnswerDepends {
 				fmt.Fprintf(w, "  (some options on port %d were not read; every value they could have gives this answer)\n", req.Addr.Port())
+			}
+			if src := optionsSourceText(t.Snap); src != "" && req.Addr.Port() != 0 {
+				fmt.Fprintf(w, "  (socket options %s)\n", src)
 			}
 		}
 	}
