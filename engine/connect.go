@@ -43,11 +43,16 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMappedDstV6Only)
 	}
 	v4 := a.Unmap()
+	// The source is fixed by a bind to an address, or for UDP by an
+	// earlier connect: __ip4_datagram_connect sets inet_saddr once, and a
+	// later connect routes from it.
+	srcFixed := s.flags&fBoundAddr != 0 ||
+		(s.proto == UDP && s.state == Established && !s.local.Addr().Unmap().IsUnspecified())
 	toSelf := v4.IsUnspecified() // the kernel routes 0.0.0.0 / :: through loopback, whatever the device
 	if toSelf {
 		// Connecting to 0.0.0.0 / :: reaches this host (ip_route_output_key;
 		// tcp_v6_connect turns :: into ::1).
-		if s.flags&fBoundAddr != 0 {
+		if srcFixed {
 			v4 = s.local.Addr().Unmap()
 		} else if v4.Is4() {
 			v4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -85,7 +90,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if s.fam == Inet6 && !a.Is4In6() && s.flags&fHasAddr != 0 && s.local.Addr().Is4In6() {
 		return fail(EAFNOSUPPORT, ruleMappedSrcV6Dst) // after the route lookup (replay finding)
 	}
-	if s.flags&fBoundAddr != 0 {
+	if srcFixed {
 		src = s.local.Addr().Unmap()
 		if i := h.ifaceByIndex(int(s.device())); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
 			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
