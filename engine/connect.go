@@ -43,17 +43,14 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMappedDstV6Only)
 	}
 	v4 := a.Unmap()
-	// The source is fixed by a bind to an address, or for UDP by an
-	// earlier connect: __ip4_datagram_connect sets inet_saddr once, and a
-	// later connect routes from it.
-	srcFixed := s.flags&fBoundAddr != 0 ||
-		(s.proto == UDP && s.state == Established && !s.local.Addr().Unmap().IsUnspecified())
+	fixed := s.fixedSource(v4.Is4())
+	srcFixed := fixed.IsValid()
 	toSelf := v4.IsUnspecified() // the kernel routes 0.0.0.0 / :: through loopback, whatever the device
 	if toSelf {
 		// Connecting to 0.0.0.0 / :: reaches this host (ip_route_output_key;
 		// tcp_v6_connect turns :: into ::1).
 		if srcFixed {
-			v4 = s.local.Addr().Unmap()
+			v4 = fixed
 		} else if v4.Is4() {
 			v4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 		} else {
@@ -91,7 +88,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(EAFNOSUPPORT, ruleMappedSrcV6Dst) // after the route lookup (replay finding)
 	}
 	if srcFixed {
-		src = s.local.Addr().Unmap()
+		src = fixed
 		if i := h.ifaceByIndex(int(s.device())); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
 			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
 		}
@@ -114,6 +111,35 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		r.Rule += Rule("; " + h.prof.connectNote)
 	}
 	return r
+}
+
+// fixedSource is the source a connect must use, or the zero Addr when the
+// route picks it: the bound address, or for UDP the source an earlier
+// connect set once (__ip4_datagram_connect: "if (!inet->inet_saddr)
+// inet->inet_saddr = fl4->saddr"; ip6_datagram_dst_update likewise for
+// np->saddr). An AF_INET6 socket keeps the two apart: a v4-mapped
+// destination uses the IPv4 source its first mapped connect set, a native
+// one the IPv6 source.
+func (s *Socket) fixedSource(toV4 bool) netip.Addr {
+	if s.flags&fBoundAddr != 0 {
+		return s.local.Addr().Unmap()
+	}
+	if s.proto != UDP || s.state != Established {
+		return netip.Addr{}
+	}
+	if s.fam == Inet6 && toV4 {
+		if s.ext != nil && s.ext.keptV4.IsValid() {
+			return s.ext.keptV4
+		}
+		if a := s.local.Addr(); a.Is4In6() && !a.Unmap().IsUnspecified() {
+			return a.Unmap()
+		}
+		return netip.Addr{}
+	}
+	if a := s.local.Addr(); !a.Unmap().IsUnspecified() && (s.fam == Inet || !a.Is4In6()) {
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }
 
 // sockForm writes address a the way a socket of family f shows it:
@@ -466,6 +492,9 @@ func (h *Host) connectUDP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		t.removeOwner(s)
 		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port()))
 		t.addOwner(s)
+	}
+	if s.fam == Inet6 && src.Is4() && (s.ext == nil || !s.ext.keptV4.IsValid()) {
+		s.x().keptV4 = src // the IPv4 source stays for later mapped connects
 	}
 	s.remote = ep(netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port()))
 	t.removeOwner(s)

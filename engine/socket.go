@@ -92,6 +92,7 @@ type sockExt struct {
 	owner          *Host         // the host, for sockets with a simulated peer
 	path           string        // AF_UNIX bound path ("@name" for abstract)
 	portLo, portHi uint16        // IP_LOCAL_PORT_RANGE
+	keptV4         netip.Addr    // UDP AF_INET6: the IPv4 source a mapped connect set (inet_saddr)
 	mships         []membership  // multicast groups joined (Join)
 }
 
