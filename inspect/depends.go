@@ -26,9 +26,9 @@ const (
 const maxFullGroups = 5
 
 // unknownGroup is a set of sockets on the port in question whose options
-// were not read and that the kernel treats alike: TIME-WAIT connections
-// sharing a local address (they normally come from one listener), or an
-// unreadable socket with the same state, address, owner and device.
+// were not read, varied together: TIME-WAIT connections sharing a local
+// address (they normally come from one listener, and none of them takes
+// part in a lookup of a new connection), or one other socket.
 type unknownGroup struct {
 	idx  []int // into the port's sub-snapshot
 	tw   bool
@@ -75,10 +75,10 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 		k := gk{ls.State, ls.Local, ls.UID, ls.BoundDev}
 		tw := ls.State == "TIME-WAIT" || ls.State == "FIN-WAIT-2" && ls.Inode == 0
 		if !tw {
-			k.state += fmt.Sprintf("/%d", ls.Inode) // readable sockets alike are still distinct owners
-			if len(ls.Processes) == 0 {
-				k.state = ls.State // unowned twins: alike
-			}
+			// Every other socket is its own unknown: two sockets alike
+			// can still differ, and for a lookup a mix of values (one
+			// in a reuseport group, one not) is an answer of its own.
+			k.state += fmt.Sprintf("/%d/%s", ls.Inode, ls.Remote)
 		}
 		g, ok := byKey[k]
 		if !ok {
@@ -97,10 +97,8 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 			g.desc = fmt.Sprintf("the TIME-WAIT connection %s -> %s", ls.Local, ls.Remote)
 		case g.tw:
 			g.desc = fmt.Sprintf("the %d TIME-WAIT connections on %s", n, ls.Local)
-		case len(ls.Processes) == 0 && n == 1:
-			g.desc = fmt.Sprintf("the %s %s socket on %s (uid %d, inode %d, no readable owner)", name, ls.State, ls.Local, ls.UID, ls.Inode)
 		case len(ls.Processes) == 0:
-			g.desc = fmt.Sprintf("the %d %s %s sockets on %s (uid %d, no readable owner)", n, name, ls.State, ls.Local, ls.UID)
+			g.desc = fmt.Sprintf("the %s %s socket on %s (uid %d, inode %d, no readable owner)", name, ls.State, ls.Local, ls.UID, ls.Inode)
 		default:
 			g.desc = fmt.Sprintf("the %s %s socket on %s held by %s (options not read)", name, ls.State, ls.Local, Owners(ls))
 		}
