@@ -196,6 +196,15 @@ func (h *Host) IsGroupcast(a netip.Addr) bool {
 	return a.IsMulticast() || h.isBroadcast(a)
 }
 
+// GroupIngress is the interface a broadcast or multicast datagram p comes
+// in on (see groupIngress), or nil.
+func (h *Host) GroupIngress(p Packet) *Iface {
+	if z := p.Dst.Addr().Zone(); z != "" && p.Dev == 0 {
+		p.Dev = int(h.zoneIndex(z))
+	}
+	return h.groupIngress(p, p.Dst.Addr().WithZone("").Unmap())
+}
+
 // groupIngress is the interface a broadcast or multicast datagram comes in
 // on: the one named, else the one whose subnet it is broadcast for, else
 // the first interface other than lo (lo when there is none).

@@ -365,8 +365,15 @@ func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int
 	if d.Verdict == engine.Deliver {
 		a.Answer = AnswerOK
 	}
-	if u := t.groupUnknowns(proto, src, dst, dev, d); len(u) > 0 {
-		a.Answer, a.Unknowns = AnswerDepends, u
+	if all, u, ok := t.groupReceivers(proto, src, dst, dev, d); ok {
+		a.Delivery.All, a.Answer = all, AnswerFails
+		a.Delivery.Verdict, a.Delivery.Stage, a.Delivery.Socket = engine.Drop, engine.StageNoGroupReceiver, nil
+		if len(all) > 0 {
+			a.Delivery.Verdict, a.Delivery.Stage, a.Delivery.Socket, a.Answer = engine.Deliver, engine.StageMulticast, all[0], AnswerOK
+		}
+		if len(u) > 0 {
+			a.Answer, a.Unknowns = AnswerDepends, u
+		}
 		return a, nil
 	}
 	v := t.portView(proto, dst.Port())
@@ -419,30 +426,54 @@ func deliveryKey(t *Table, d engine.Delivery) string {
 	return b.String()
 }
 
-// groupUnknowns says what a multicast delivery depends on that the kernel
-// does not report: which groups a socket joined (only the interfaces'
-// groups are listed) and, for IPv6 groups, IPV6_MULTICAST_ALL. A socket the
-// datagram could reach, and that is not certain to take it, is named.
-func (t *Table) groupUnknowns(proto engine.Proto, src, dst netip.AddrPort, dev int, d engine.Delivery) []string {
-	if proto != engine.UDP || !dst.Addr().Unmap().IsMulticast() {
-		return nil
+// groupReceivers settles a multicast delivery with what the kernel does not
+// report in its tables: which groups a socket joined (only the interfaces'
+// groups are listed) and, for IPv6 groups, IPV6_MULTICAST_ALL. Both are
+// read through an owner's descriptor where one can be duplicated
+// (live.GroupMembership); a socket the datagram could reach whose answer
+// stays unread is named in unknowns. ok is false for anything but a UDP
+// datagram to a multicast group that the interface accepts.
+func (t *Table) groupReceivers(proto engine.Proto, src, dst netip.AddrPort, dev int, d engine.Delivery) (all []*engine.Socket, unknowns []string, ok bool) {
+	g := dst.Addr().WithZone("").Unmap()
+	if proto != engine.UDP || !g.IsMulticast() || d.Stage == engine.StageNotJoined {
+		return nil, nil, false
 	}
-	cands := t.Host.GroupcastCandidates(engine.Packet{Proto: proto, Src: src, Dst: dst, Dev: dev})
-	var out []string
-	for _, s := range cands {
+	p := engine.Packet{Proto: proto, Src: src, Dst: dst, Dev: dev}
+	in := t.Host.GroupIngress(p)
+	if in == nil {
+		return nil, nil, false
+	}
+	idx := []int{in.Index}
+	if g.Is6() {
+		idx = idx[:0]
+		for _, i := range t.Host.Ifaces {
+			idx = append(idx, i.Index)
+		}
+	}
+	for _, s := range t.Host.GroupcastCandidates(p) {
 		ls := t.Live(s)
 		if ls == nil {
 			continue
 		}
+		if g.Is4() && ls.MulticastAll != nil && *ls.MulticastAll {
+			all = append(all, s) // IP_MULTICAST_ALL, read from the kernel
+			continue
+		}
+		if m, err := live.GroupMembership(ls, g, idx); err == nil {
+			if m.Joined || (m.All6 != nil && *m.All6) {
+				all = append(all, s)
+			}
+			continue
+		}
 		where := fmt.Sprintf("the %s socket on %s held by %s", ls.Proto, ls.Local, Owners(ls))
 		switch {
-		case dst.Addr().Unmap().Is6():
-			out = append(out, where+" gets it unless it turned IPV6_MULTICAST_ALL off and did not join the group (neither is reported by the kernel)")
+		case g.Is6():
+			unknowns = append(unknowns, where+" gets it unless it turned IPV6_MULTICAST_ALL off and did not join the group (its descriptor could not be read)")
 		case ls.MulticastAll == nil:
-			out = append(out, where+" gets it only if it joined the group or has IP_MULTICAST_ALL (on by default for IPv4 sockets; not read from this kernel)")
-		case !slices.Contains(d.All, s):
-			out = append(out, where+" gets it only if it joined the group (IP_MULTICAST_ALL is off; the kernel does not report a socket's groups)")
+			unknowns = append(unknowns, where+" gets it only if it joined the group or has IP_MULTICAST_ALL (not read)")
+		default:
+			unknowns = append(unknowns, where+" gets it only if it joined the group (IP_MULTICAST_ALL is off; its descriptor could not be read)")
 		}
 	}
-	return out
+	return all, unknowns, true
 }

@@ -231,3 +231,35 @@ func TestAuditGroupcastBoundSockets(t *testing.T) {
 		}
 	}
 }
+
+// Which socket joined which group is not in the kernel's tables: without a
+// readable owner, a multicast answer that turns on it is "depends".
+func TestWhoMulticastDependsOnUnreadableMemberships(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	off, on := false, true
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.2/24")},
+			Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}},
+		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:5000"), MulticastAll: &on, Inode: 1},
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:5000"), MulticastAll: &off, Inode: 2},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tab.WhoAnswerOn(engine.UDP, ap("192.168.1.7:4000"), ap("239.1.2.3:5000"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Answer != AnswerDepends || len(a.Delivery.All) != 1 || len(a.Unknowns) != 1 || !strings.Contains(a.Unknowns[0], "inode 2") {
+		t.Errorf("want depends, one certain receiver and the IP_MULTICAST_ALL=0 socket named: %+v", a)
+	}
+	// A group the interface did not join is dropped, whatever the sockets.
+	a, _ = tab.WhoAnswerOn(engine.UDP, ap("192.168.1.7:4000"), ap("239.9.9.9:5000"), 3)
+	if a.Answer != AnswerFails || a.Delivery.Stage != engine.StageNotJoined {
+		t.Errorf("a group nobody joined: %+v", a)
+	}
+}

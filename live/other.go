@@ -2,7 +2,10 @@
 
 package live
 
-import "errors"
+import (
+	"errors"
+	"net/netip"
+)
 
 var errUnsupported = errors.New("live: reading sockets is implemented for Linux only")
 
@@ -12,4 +15,15 @@ func Read(opts Options) (*Snapshot, error) { return nil, errUnsupported }
 // ReadNetns reads other network namespaces (Linux only).
 func ReadNetns(target NetnsTarget, opts Options) ([]*Snapshot, error) {
 	return nil, errUnsupported
+}
+
+// Membership is what a socket's descriptor says about a multicast group.
+type Membership struct {
+	Joined bool
+	All6   *bool
+}
+
+// GroupMembership is Linux only.
+func GroupMembership(s *Socket, group netip.Addr, ifindexes []int) (Membership, error) {
+	return Membership{}, errUnsupported
 }

@@ -361,13 +361,56 @@ func TestWhoBroadcastAndMulticast(t *testing.T) {
 	if w, code = whoJSON(t, "udp", "239.1.2.3:5353", "--dev", "eth1", "--netns", f.name); code != 0 || len(w.Receivers) != 2 {
 		t.Errorf("who udp 239.1.2.3:5353 after a join on eth1: exit %d, %d receivers (%s %v)", code, len(w.Receivers), w.Stage, w.Unknowns)
 	}
-	// One that turned IP_MULTICAST_ALL off may or may not have joined.
-	f.sock(unix.AF_INET, unix.SOCK_DGRAM, v4([4]byte{}, 5353), func(fd int) error {
+	// One that turned IP_MULTICAST_ALL off takes it only if it joined:
+	// its own descriptor says whether it did (MCAST_MSFILTER).
+	e := f.sock(unix.AF_INET, unix.SOCK_DGRAM, v4([4]byte{}, 5353), func(fd int) error {
 		reuseAddr(fd)
 		return unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_MULTICAST_ALL, 0)
 	})
-	if w, code = whoJSON(t, "udp", "239.1.2.3:5353", "--dev", "eth1", "--netns", f.name); code != 3 || w.Answer != "depends" || len(w.Unknowns) != 1 {
-		t.Errorf("who with an IP_MULTICAST_ALL=0 socket: exit %d answer %s unknowns %v", code, w.Answer, w.Unknowns)
+	if w, code = whoJSON(t, "udp", "239.1.2.3:5353", "--dev", "eth1", "--netns", f.name); code != 0 || len(w.Receivers) != 2 || len(w.Unknowns) != 0 {
+		t.Errorf("who with an unjoined IP_MULTICAST_ALL=0 socket: exit %d, %d receivers, unknowns %v", code, len(w.Receivers), w.Unknowns)
+	}
+	f.in(func() {
+		mr := &unix.IPMreqn{Multiaddr: [4]byte{239, 1, 2, 3}}
+		i, _ := net.InterfaceByName("eth1")
+		mr.Ifindex = int32(i.Index)
+		if err := unix.SetsockoptIPMreqn(e, unix.SOL_IP, unix.IP_ADD_MEMBERSHIP, mr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if w, code = whoJSON(t, "udp", "239.1.2.3:5353", "--dev", "eth1", "--netns", f.name); code != 0 || len(w.Receivers) != 3 {
+		t.Errorf("who once it joined: exit %d, %d receivers, unknowns %v", code, len(w.Receivers), w.Unknowns)
+	}
+	// The kernel: all three get the datagram from eth1's link.
+	inPeer(t, peer, func() {
+		c, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		defer unix.Close(c)
+		unix.SetsockoptString(c, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "peth1")
+		if err := unix.Sendto(c, []byte("x"), 0, v4([4]byte{239, 1, 2, 3}, 5353)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, fd := range []int{a, b, e} {
+		if !readable(fd) {
+			t.Errorf("kernel: a socket socktab named got no copy of the multicast datagram")
+		}
+	}
+
+	// IPv6: IPV6_MULTICAST_ALL (on by default) read from the descriptor.
+	x := f.sock(unix.AF_INET6, unix.SOCK_DGRAM, &unix.SockaddrInet6{Port: 5354}, reuseAddr)
+	f.sock(unix.AF_INET6, unix.SOCK_DGRAM, &unix.SockaddrInet6{Port: 5354}, func(fd int) error {
+		reuseAddr(fd)
+		return unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+	})
+	f.in(func() {
+		i, _ := net.InterfaceByName("eth1")
+		mr := &unix.IPv6Mreq{Multiaddr: [16]byte{0xff, 0x05, 14: 0x01, 15: 0x23}, Interface: uint32(i.Index)}
+		if err := unix.SetsockoptIPv6Mreq(x, unix.SOL_IPV6, unix.IPV6_JOIN_GROUP, mr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if w, code = whoJSON(t, "udp", "[ff05::123]:5354", "--dev", "eth1", "--netns", f.name); code != 0 || len(w.Receivers) != 1 || len(w.Unknowns) != 0 {
+		t.Errorf("who udp [ff05::123]:5354: exit %d, %d receivers, unknowns %v", code, len(w.Receivers), w.Unknowns)
 	}
 }
 

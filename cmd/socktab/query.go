@@ -59,8 +59,9 @@ address) or to a multicast group reaches every matching socket, and nothing
 answers it; a multicast one only if the interface joined the group (as the
 kernel lists in /proc/net/igmp and igmp6). Its default interface is the
 subnet's for a subnet broadcast, else the first one other than lo. Which
-socket joined which group is not reported by the kernel: where that decides,
-the answer is "depends" and names the sockets.
+socket joined which group is not in the kernel's tables: socktab asks each
+candidate socket's own descriptor (a duplicate of an owner's, as root); where
+none can be read and it decides, the answer is "depends" and names the socket.
 
 Exit 0 when a socket would receive the packet (with several namespaces: in any of
 them), 1 when nothing would (RST, ICMP, drop), 2 on a usage or read error, 3 when the
