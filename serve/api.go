@@ -353,6 +353,25 @@ func (a *api) exposureMap(w http.ResponseWriter, r *http.Request) {
 		writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
+	// The holders of the listeners, as the CLI's audit shows them: one
+	// listeners-only read with owners (a walk of /proc/*/fd).
+	owners := map[uint64][]live.Process{}
+	if snaps, err := readFunc(a.target, live.Options{TCP: true, UDP: true, States: live.StatesListening, Processes: true}); err == nil {
+		for _, sn := range snaps {
+			for _, ls := range sn.Sockets {
+				if ls.Inode != 0 && len(ls.Processes) > 0 {
+					owners[ls.Inode] = ls.Processes
+				}
+			}
+		}
+	}
+	withOwners := func(ls *live.Socket) listing.Socket {
+		c := *ls
+		if c.Processes == nil {
+			c.Processes = owners[c.Inode]
+		}
+		return listing.FromLive(&c)
+	}
 	out := []exposure{}
 	for _, n := range rd.Namespaces {
 		t := n.Table
@@ -367,7 +386,7 @@ func (a *api) exposureMap(w http.ResponseWriter, r *http.Request) {
 			if ls == nil {
 				continue
 			}
-			x := exposure{Netns: n.Netns, Socket: listing.FromLive(ls), Accepts: []addrClass{}, Shadowed: []shadow{},
+			x := exposure{Netns: n.Netns, Socket: withOwners(ls), Accepts: []addrClass{}, Shadowed: []shadow{},
 				Classes: e.Classes, Severity: e.Severity.String(), Finding: e.Finding, Fix: e.Fix}
 			if x.Classes == nil {
 				x.Classes = []string{}
@@ -384,7 +403,7 @@ func (a *api) exposureMap(w http.ResponseWriter, r *http.Request) {
 					continue
 				}
 				if by := t.Live(d.Socket); by != nil {
-					x.Shadowed = append(x.Shadowed, shadow{ad.String(), inspect.Class(ad), listing.FromLive(by)})
+					x.Shadowed = append(x.Shadowed, shadow{ad.String(), inspect.Class(ad), withOwners(by)})
 				}
 			}
 			out = append(out, x)

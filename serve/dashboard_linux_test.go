@@ -201,6 +201,10 @@ func TestDashboardInChromium(t *testing.T) {
 	if s := text(`.listener[data-local="0.0.0.0:9000"] .shadow`); !strings.Contains(s, "127.0.0.1:9000") {
 		t.Errorf("the wildcard 0.0.0.0:9000 must show 127.0.0.1:9000 taking 127.0.0.1: %q", s)
 	}
+	// The holder is named, as in socktab audit: this test process.
+	if s := text(`.listener[data-local="0.0.0.0:8080"] .who`); !strings.Contains(s, fmt.Sprintf("(%d)", os.Getpid())) {
+		t.Errorf("the exposure map must name the holder (pid %d): %q", os.Getpid(), s)
+	}
 
 	// Ephemeral ports: the 90% pool is a red bar with its history.
 	run("ports", chromedp.Navigate(base+"/#ports"),
