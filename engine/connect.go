@@ -252,7 +252,11 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 	child := target.spawnChild(d.Socket, dst, netip.AddrPortFrom(src, s.local.Port()))
 	child.x().peer, child.ext.owner = s, target
 	s.x().peer, s.ext.owner = child, h
-	return Result{Rule: ruleConnected, Other: d.Socket, Local: s.local.AP(), Remote: s.remote.AP()}
+	rule := ruleConnected
+	if d.Indeterminate {
+		rule = ruleConnectedIndeterminate
+	}
+	return Result{Rule: rule, Other: d.Socket, Local: s.local.AP(), Remote: s.remote.AP()}
 }
 
 func (h *Host) establish(s *Socket) {
