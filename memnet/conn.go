@@ -3,6 +3,7 @@ package memnet
 import (
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -32,8 +33,10 @@ type Conn struct {
 	h       *Host
 	sock    *engine.Socket
 	network string
-	laddr   net.Addr
-	raddr   net.Addr
+	laddr   net.Addr       // unix; TCP ends keep lap/rap and make a *net.TCPAddr when asked
+	raddr   net.Addr       //
+	lap     netip.AddrPort // TCP local end
+	rap     netip.AddrPort // TCP remote end
 	rd, wd  deadline
 
 	// guarded by pr.mu
@@ -51,12 +54,25 @@ type Conn struct {
 	listenerL *Listener     // the listener whose queue holds the server end
 }
 
-func newPair(h, peer *Host, unix bool) *pair {
-	pr := &pair{unix: unix, p: [2]pipe{newPipe(), newPipe()}}
+// connBlock holds a connection's pair and both ends in one allocation.
+type connBlock struct {
+	pr   pair
+	ends [2]Conn
+}
+
+// newPair makes a connection between hosts h and peer (n.mu held) and
+// returns it with its two ends, to be filled in.
+func newPair(h, peer *Host, unix bool) (*pair, *Conn, *Conn) {
+	b := &connBlock{pr: pair{unix: unix, p: [2]pipe{newPipe(), newPipe()}}}
+	pr := &b.pr
 	if h != peer {
 		pr.link = h.n.linkOf(h, peer)
 	}
-	return pr
+	c, sc := &b.ends[0], &b.ends[1]
+	c.pr, c.i, c.linger = pr, 0, -1
+	sc.pr, sc.i, sc.linger = pr, 1, -1
+	pr.c = [2]*Conn{c, sc}
+	return pr, c, sc
 }
 
 func (c *Conn) in() *pipe  { return &c.pr.p[1-c.i] }
@@ -66,17 +82,27 @@ func (c *Conn) peer() *Conn {
 }
 
 // LocalAddr is the bound local address (*net.TCPAddr or *net.UnixAddr).
-func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+func (c *Conn) LocalAddr() net.Addr {
+	if c.laddr != nil {
+		return c.laddr
+	}
+	return tcpAddr(c.lap)
+}
 
 // RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.raddr != nil {
+		return c.raddr
+	}
+	return tcpAddr(c.rap)
+}
 
 func (c *Conn) opErr(op string, err error) error {
-	return plainOpError(op, c.network, c.laddr, c.raddr, err)
+	return plainOpError(op, c.network, c.LocalAddr(), c.RemoteAddr(), err)
 }
 
 func (c *Conn) sysErr(op string, e syscall.Errno) error {
-	return opError(op, c.network, c.laddr, c.raddr, op, e)
+	return opError(op, c.network, c.LocalAddr(), c.RemoteAddr(), op, e)
 }
 
 // Read reads bytes the peer wrote, waiting for them; io.EOF after the

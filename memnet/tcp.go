@@ -428,12 +428,9 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 		return nil, fail("connect", engine.Result{Err: engine.ECONNREFUSED, Rule: "the listener is not a memnet listener"})
 	}
 	child := q[len(q)-1]
-	pr := newPair(h, target, false)
-	c := &Conn{pr: pr, i: 0, h: h, sock: s, network: spec.name, laddr: tcpAddr(s.Local()), raddr: tcpAddr(s.Remote()),
-		linger: -1}
-	sc := &Conn{pr: pr, i: 1, h: target, sock: child, network: l.network, laddr: tcpAddr(child.Local()),
-		raddr: tcpAddr(child.Remote()), linger: -1, listenerL: l}
-	pr.c = [2]*Conn{c, sc}
+	_, c, sc := newPair(h, target, false)
+	c.h, c.sock, c.network, c.lap, c.rap = h, s, spec.name, s.Local(), s.Remote()
+	sc.h, sc.sock, sc.network, sc.lap, sc.rap, sc.listenerL = target, child, l.network, child.Local(), child.Remote(), l
 	n.conns[s], n.conns[child] = c, sc
 	l.queue = append(l.queue, sc)
 	admitted := len(l.queue) <= l.backlog+1

@@ -83,12 +83,9 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 		return nil, opError("dial", spec.name, nil, raddr, "connect", syscall.EAGAIN)
 	}
 	child := q[len(q)-1]
-	pr := newPair(h, h, true)
-	c := &Conn{pr: pr, i: 0, h: h, sock: s, network: spec.name, laddr: unnamed(spec.name), raddr: raddr,
-		linger: -1}
-	sc := &Conn{pr: pr, i: 1, h: h, sock: child, network: spec.name, laddr: &net.UnixAddr{Name: path, Net: spec.name},
-		raddr: unnamed(spec.name), linger: -1, listenerL: l}
-	pr.c = [2]*Conn{c, sc}
+	_, c, sc := newPair(h, h, true)
+	c.h, c.sock, c.network, c.laddr, c.raddr = h, s, spec.name, unnamed(spec.name), raddr
+	sc.h, sc.sock, sc.network, sc.laddr, sc.raddr, sc.listenerL = h, child, spec.name, &net.UnixAddr{Name: path, Net: spec.name}, unnamed(spec.name), l
 	n.conns[s], n.conns[child] = c, sc
 	l.queue = append(l.queue, sc)
 	signal(l.ready)
