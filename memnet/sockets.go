@@ -7,27 +7,27 @@ import (
 	"text/tabwriter"
 
 	"github.com/socktab/socktab/engine"
-	"github.com/socktab/socktab/listing"
 	"github.com/socktab/socktab/live"
+	"github.com/socktab/socktab/report"
 )
 
 // Sockets lists the host's sockets, in creation order, in the schema of
 // `socktab ls -o json` (Netns is the host's name), TIME_WAIT connections
 // included, so a failing test can print its network's ss.
-func (h *Host) Sockets() []listing.Socket {
+func (h *Host) Sockets() []report.Socket {
 	n := h.n
 	n.lock()
 	defer n.unlock()
-	var out []listing.Socket
+	var out []report.Socket
 	for _, s := range h.eng.Sockets() {
 		out = append(out, h.listingOf(s))
 	}
 	return out
 }
 
-func (h *Host) listingOf(s *engine.Socket) listing.Socket {
-	j := listing.Socket{Family: s.Family().String(), State: stateName(s), Netns: h.name,
-		Processes: []listing.Process{}, OptionsSource: live.SourceKernel}
+func (h *Host) listingOf(s *engine.Socket) report.Socket {
+	j := report.Socket{Family: s.Family().String(), State: stateName(s), Netns: h.name,
+		Processes: []report.Process{}, OptionsSource: live.SourceKernel}
 	if s.State() != engine.TimeWait {
 		uid := s.UID()
 		j.UID = &uid

@@ -12,8 +12,8 @@ import (
 
 	"github.com/socktab/socktab/engine"
 	"github.com/socktab/socktab/inspect"
-	"github.com/socktab/socktab/listing"
 	"github.com/socktab/socktab/live"
+	"github.com/socktab/socktab/report"
 )
 
 // CLIRunner runs a socktab command line (e.g. ["who", "tcp", "ADDR", "-o",
@@ -154,12 +154,12 @@ func (a *api) bind(w http.ResponseWriter, r *http.Request) {
 
 // socketsPage is one page of the socket table.
 type socketsPage struct {
-	Namespaces []string         `json:"namespaces"`
-	Total      int              `json:"total"`   // sockets in the chosen namespace(s)
-	Matched    int              `json:"matched"` // after the filter
-	Offset     int              `json:"offset"`
-	Sockets    []listing.Socket `json:"sockets"` // the CLI's ls -o json schema
-	Notes      []string         `json:"notes"`
+	Namespaces []string        `json:"namespaces"`
+	Total      int             `json:"total"`   // sockets in the chosen namespace(s)
+	Matched    int             `json:"matched"` // after the filter
+	Offset     int             `json:"offset"`
+	Sockets    []report.Socket `json:"sockets"` // the CLI's ls -o json schema
+	Notes      []string        `json:"notes"`
 }
 
 var sortKeys = map[string]func(a, b *live.Socket) int{
@@ -275,7 +275,7 @@ func (a *api) sockets(w http.ResponseWriter, r *http.Request) {
 		writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	page := socketsPage{Namespaces: []string{}, Sockets: []listing.Socket{}, Notes: []string{}, Offset: offset}
+	page := socketsPage{Namespaces: []string{}, Sockets: []report.Socket{}, Notes: []string{}, Offset: offset}
 	nsWanted, nsGiven := q.Get("netns"), q.Has("netns")
 	proto, state := q.Get("proto"), q.Get("state")
 	m := newMatcher(q.Get("q"))
@@ -308,7 +308,7 @@ func (a *api) sockets(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	for i := offset; i < len(rows) && i < offset+limit; i++ {
-		page.Sockets = append(page.Sockets, listing.FromLive(rows[i]))
+		page.Sockets = append(page.Sockets, report.FromLive(rows[i], len(rows[i].Processes) > 0))
 	}
 	writeJSONResponse(w, http.StatusOK, page)
 }
@@ -324,14 +324,14 @@ func nsLabel(ns string) string {
 // for every address of the host on its port that it does not receive, the
 // socket that takes it instead (a more specific listener shadowing it).
 type exposure struct {
-	Netns    string         `json:"netns"`
-	Socket   listing.Socket `json:"socket"`
-	Accepts  []addrClass    `json:"accepts"`
-	Shadowed []shadow       `json:"shadowed"`
-	Classes  []string       `json:"classes"`
-	Severity string         `json:"severity"`
-	Finding  string         `json:"finding"`
-	Fix      string         `json:"fix"`
+	Netns    string        `json:"netns"`
+	Socket   report.Socket `json:"socket"`
+	Accepts  []addrClass   `json:"accepts"`
+	Shadowed []shadow      `json:"shadowed"`
+	Classes  []string      `json:"classes"`
+	Severity string        `json:"severity"`
+	Finding  string        `json:"finding"`
+	Fix      string        `json:"fix"`
 }
 
 type addrClass struct {
@@ -340,9 +340,9 @@ type addrClass struct {
 }
 
 type shadow struct {
-	Addr  string         `json:"addr"`
-	Class string         `json:"class"`
-	By    listing.Socket `json:"by"`
+	Addr  string        `json:"addr"`
+	Class string        `json:"class"`
+	By    report.Socket `json:"by"`
 }
 
 // exposureMap asks the engine, for every listener and every address of
@@ -365,12 +365,12 @@ func (a *api) exposureMap(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	withOwners := func(ls *live.Socket) listing.Socket {
+	withOwners := func(ls *live.Socket) report.Socket {
 		c := *ls
 		if c.Processes == nil {
 			c.Processes = owners[c.Inode]
 		}
-		return listing.FromLive(&c)
+		return report.FromLive(&c, len(c.Processes) > 0)
 	}
 	out := []exposure{}
 	for _, n := range rd.Namespaces {
