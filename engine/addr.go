@@ -23,9 +23,9 @@ func (c cat) wildcard() bool { return c == catV4Any || c == catV6AnyDual || c ==
 
 // overlaps[s][e] says whether a socket of category s and one of category e
 // on the same port claim a common address (given equal specific addresses
-// where both are specific). It is the matrix of
-// ../shared/reference/linux-socket-rules.md §1.6, which the kernel's
-// bind_wildcard selftest exercises.
+// where both are specific): inet_bind_conflict's address test
+// (inet_rcv_saddr_equal / ipv6_rcv_saddr_equal with the v6only and
+// v4-mapped cases), the matrix the kernel's bind_wildcard selftest exercises.
 var overlaps = [numCats][numCats]bool{
 	catV4Any:     {catV4Any: true, catV4: true, catV6AnyDual: true, catV6Dual: true},
 	catV4:        {catV4Any: true, catV4: true, catV6AnyDual: true},

@@ -6,7 +6,7 @@ import (
 )
 
 // Bind is bind(2) for an inet socket, with Linux's errno precedence
-// (__inet_bind, __inet6_bind; linux-socket-rules.md §1.1).
+// (__inet_bind, __inet6_bind).
 func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result { return h.bind(s, ap, s.uid) }
 
 func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {

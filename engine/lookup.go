@@ -166,7 +166,7 @@ type Delivery struct {
 }
 
 // Lookup says which socket receives p, as the kernel's receive path would
-// (linux-socket-rules.md §4). It changes nothing and does not allocate,
+// (__inet_lookup_established, then __inet_lookup_listener's scoring). It changes nothing and does not allocate,
 // except for a broadcast or multicast datagram, whose receivers it lists
 // in Delivery.All.
 func (h *Host) Lookup(p Packet) Delivery {
