@@ -53,6 +53,7 @@ type wsock struct {
 	dev       string // SO_BINDTODEVICE
 	port      string // the fixed port bound, "" if none
 	connected string // the destination of a successful-looking connect
+	group     bool   // bound for broadcast/multicast: no connect destination
 }
 
 type wgen struct {
@@ -159,6 +160,8 @@ func (g *wgen) wideAction() {
 		g.line("uid %d", pick(g.g(), 0, 0, 1000, 1001))
 	case r < 86 && g.n < 30:
 		g.line("advance %s", pick(g.g(), "2s", "61s"))
+	case r < 90 && g.hosts[g.cur].hasEth:
+		g.groupcast()
 	default:
 		g.wpacket()
 	}
@@ -320,7 +323,7 @@ func (g *wgen) optChange(s *wsock) {
 func (g *wgen) dest(from *wsock) string {
 	var cands []*wsock
 	for _, o := range g.ws {
-		if !o.closed && o.port != "" && o.udp == from.udp && (o.listening || o.udp) {
+		if !o.closed && o.port != "" && o.udp == from.udp && (o.listening || o.udp) && !o.group {
 			cands = append(cands, o)
 		}
 	}
@@ -548,4 +551,51 @@ func (g *wgen) isLocalTo(i int, ap string) bool {
 
 func (g *wgen) sameFamily(a, b string) bool {
 	return strings.HasPrefix(a, "[") == strings.HasPrefix(b, "[")
+}
+
+// groupcast is broadcast and multicast: UDP sockets on one port (wildcard,
+// the group, or the host's address; some joined to a group on eth0, some
+// with IP_MULTICAST_ALL off), then datagrams from elsewhere to a group,
+// the subnet's broadcast or 255.255.255.255, arriving on eth0.
+func (g *wgen) groupcast() {
+	h := g.hosts[g.cur]
+	v6 := g.pct(40)
+	port := pick(g.g(), "5000", "5001")
+	group := pick(g.g(), "239.1.2.3", "239.9.9.9")
+	if v6 {
+		group = pick(g.g(), "ff05::123", "ff02::1:3")
+	}
+	for i, n := 0, 1+g.rng.IntN(3); i < n; i++ {
+		s := g.newWS(v6 || g.pct(20), true)
+		s.group = true
+		g.line("setsockopt %s SO_REUSEADDR 1", s.name)
+		if g.pct(20) {
+			opt := "IP_MULTICAST_ALL"
+			if s.v6 {
+				opt = "IPV6_MULTICAST_ALL"
+			}
+			g.line("setsockopt %s %s 0", s.name, opt)
+		}
+		addr := map[bool]string{false: "0.0.0.0", true: "[::]"}[s.v6]
+		switch {
+		case g.pct(25) && s.v6 == v6:
+			addr = map[bool]string{false: group, true: "[" + group + "]"}[v6]
+		case g.pct(20):
+			addr = map[bool]string{false: h.v4, true: "[" + h.v6 + "]"}[s.v6]
+		}
+		g.bindAt(s, addr+":"+port)
+		if g.pct(60) && s.v6 == v6 || g.pct(20) {
+			g.line("join %s %s dev eth0", s.name, group)
+		}
+	}
+	for i, n := 0, 1+g.rng.IntN(2); i < n; i++ {
+		g.pport++
+		if v6 {
+			dst := pick(g.g(), "["+group+"]", "[ff02::1]", "[ff05::999]")
+			g.line("packet udp [2001:db8::77]:%d -> %s:%s dev eth0", g.pport, dst, port)
+			continue
+		}
+		dst := pick(g.g(), group, "192.0.2.255", "255.255.255.255", "239.7.7.7")
+		g.line("packet udp 198.51.100.20:%d -> %s:%s dev eth0", g.pport, dst, port)
+	}
 }

@@ -402,26 +402,23 @@ func (r *replayer) veth(h *khost, name string) error {
 	return h.ns.ip("link", "set", name, "up")
 }
 
-// untentative waits until none of addrs is a tentative IPv6 address of
-// the namespace. Even a "nodad" address gets its local route only when the
-// kernel's address work queue has run, which a loaded machine may delay past
-// a SYN's retransmission timeout: a wait on the state, bounded by a
-// deadline. (The fe80:: address the kernel gives the link does real DAD,
-// and nothing waits for it.)
+// untentative waits until every IPv6 address of addrs has its local route.
+// Even a "nodad" address gets it only when the kernel's address work queue
+// has run, which a loaded machine may delay past a SYN's retransmission
+// timeout (the SYN meanwhile waits for neighbour discovery of an address of
+// this very host): a wait on the state, bounded by a deadline.
 func (n *netns) untentative(addrs []netip.Prefix) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, err := exec.Command("ip", "-n", n.name, "-6", "-o", "addr", "show").Output()
+		out, err := exec.Command("ip", "-n", n.name, "-6", "route", "show", "table", "local").Output()
 		if err != nil || time.Now().After(deadline) {
 			return err
 		}
-		busy := false
-		for _, l := range strings.Split(string(out), "\n") {
-			for _, p := range addrs {
-				busy = busy || (p.Addr().Is6() && strings.Contains(l, " "+p.String()+" ") && strings.Contains(l, "tentative"))
-			}
+		ready := true
+		for _, p := range addrs {
+			ready = ready && (!p.Addr().Is6() || strings.Contains(string(out), "local "+p.Addr().String()+" "))
 		}
-		if !busy {
+		if ready {
 			return nil
 		}
 		time.Sleep(5 * time.Millisecond)
