@@ -419,7 +419,7 @@ func joinAddrs(as []netip.Addr) string {
 func groupWho(w io.Writer, t *inspect.Table, d engine.Delivery, dst netip.AddrPort) bool {
 	switch d.Stage {
 	case engine.StageBroadcast, engine.StageMulticast:
-		fmt.Fprintf(w, "  %s: each of %d socket(s) gets a copy\n", d.Stage, len(d.All))
+		fmt.Fprintf(w, "  %s (%d)\n", d.Stage, len(d.All))
 		for _, s := range d.All {
 			if ls := t.Live(s); ls != nil {
 				fmt.Fprintf(w, "  => %s %s %s held by %s\n", ls.Proto, localText(ls), ls.State, inspect.Owners(ls))
