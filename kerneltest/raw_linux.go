@@ -41,8 +41,16 @@ const rawWait = 2 * time.Second
 func (r *replayer) probeRaw(st *scenario.Step) Result {
 	src, dst := unmapAP(st.Src), unmapAP(st.Addr)
 	h := r.cur
-	if r.waitingTuple(dst, src) && st.Flags&engine.FlagRST != 0 {
-		return skip("a RST to a TIME_WAIT 4-tuple may kill it in the kernel")
+	if r.waitingTuple(dst, src) {
+		if st.Flags&engine.FlagRST != 0 {
+			return skip("a RST to a TIME_WAIT 4-tuple may kill it in the kernel")
+		}
+		if h.isLocal(src.Addr()) {
+			// The TIME_WAIT socket's ACK comes back to this host, where
+			// no socket has the source any more: its RST, exactly in
+			// window, kills the TIME_WAIT socket (tcp_rfc1337 = 0).
+			return skip("a segment from this host to a TIME_WAIT 4-tuple: the answer's RST kills it in the kernel")
+		}
 	}
 	var dev string   // the device the frame is written on and the answer read from
 	var where *netns // its namespace
