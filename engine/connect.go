@@ -61,6 +61,17 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return fail(ENETUNREACH, ruleMulticastConnect)
 	}
 	src, out, ok := h.route(v4)
+	if !ok && v4.Is6() && v4.IsMulticast() {
+		// Every interface but lo routes ff00::/8 (addrconf_add_mroute): a
+		// UDP socket connects to an IPv6 group through the first one
+		// (wide kernel replay, seed 26). Its link-local source is not
+		// modelled: the first IPv6 address there stands for it.
+		if i := h.firstLink(); i != nil {
+			if a, has := firstAddr(i, false); has {
+				src, out, ok = a, i, true
+			}
+		}
+	}
 	if dev := s.device(); dev != 0 && v4.Is6() && !toSelf && !h.isLocal(v4) && !v4.IsLinkLocalUnicast() &&
 		(!ok || out == nil || int32(out.Index) != dev) {
 		// IPv6 has no on-link fallback: a device-bound socket's route
