@@ -25,6 +25,10 @@ const (
 // inferred values.
 const maxFullGroups = 5
 
+// maxFullCombos is that bound in assignments (a group with an unknown
+// IPV6_V6ONLY has 8 values, not 4).
+const maxFullCombos = 1024 // 4^maxFullGroups
+
 // unknownGroup is a set of sockets on the port in question whose options
 // were not read, varied together: TIME-WAIT connections sharing a local
 // address (they normally come from one listener, and none of them takes
@@ -33,6 +37,21 @@ type unknownGroup struct {
 	idx  []int // into the port's sub-snapshot
 	tw   bool
 	desc string
+	// v6 is set when IPV6_V6ONLY is unknown too: sock_diag reports it only
+	// for listening and unconnected sockets, and a TIME-WAIT or accepted
+	// socket on a specific IPv6 address inherits it from its listener, so a
+	// dual-stack one still claims 0.0.0.0 (its IPv4 address is the kernel's
+	// placeholder LOOPBACK4_IPV6, which a wildcard IPv4 bind matches).
+	v6 bool
+}
+
+// values is how many option values the group is tried with: an index's
+// bit 0 is SO_REUSEADDR, bit 1 SO_REUSEPORT, bit 2 IPV6_V6ONLY (when v6).
+func (g *unknownGroup) values() int {
+	if g.v6 {
+		return 8
+	}
+	return len(optionValues)
 }
 
 // optionValues are the values an unknown group is tried with:
@@ -84,7 +103,9 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 		if !ok {
 			g = len(v.groups)
 			byKey[k] = g
-			v.groups = append(v.groups, unknownGroup{tw: tw})
+			a := ls.Local.Addr()
+			v6 := ls.Family == "inet6" && ls.V6Only == nil && !a.IsUnspecified() && !a.Is4In6()
+			v.groups = append(v.groups, unknownGroup{tw: tw, v6: v6})
 		}
 		v.groups[g].idx = append(v.groups[g].idx, i)
 	}
@@ -112,11 +133,13 @@ func (v *portView) load(vals []int) (*Table, error) {
 	snap := v.snap
 	snap.Sockets = slices.Clone(v.snap.Sockets)
 	for gi, g := range v.groups {
-		ov := optionValues[vals[gi]]
+		ov := optionValues[vals[gi]&3]
 		for _, i := range g.idx {
 			ls := &snap.Sockets[i]
 			o := &live.SockOpts{ReuseAddr: ov[0], ReusePort: ov[1], Device: ls.BoundDev}
-			if ls.V6Only != nil {
+			if g.v6 {
+				o.V6Only = vals[gi]&4 != 0
+			} else if ls.V6Only != nil {
 				o.V6Only = *ls.V6Only
 			} else if ls.Family == "inet6" {
 				a := ls.Local.Addr()
@@ -150,7 +173,14 @@ func (v *portView) vary(base []int, eval func(*Table) (string, error)) (map[stri
 		return nil
 	}
 	n := len(v.groups)
-	if n <= maxFullGroups {
+	combos := 1
+	for i := range v.groups {
+		combos *= v.groups[i].values()
+		if combos > maxFullCombos {
+			break
+		}
+	}
+	if combos <= maxFullCombos {
 		vals := make([]int, n)
 		for {
 			if err := try(vals); err != nil {
@@ -159,7 +189,7 @@ func (v *portView) vary(base []int, eval func(*Table) (string, error)) (map[stri
 			i := 0
 			for ; i < n; i++ {
 				vals[i]++
-				if vals[i] < len(optionValues) {
+				if vals[i] < v.groups[i].values() {
 					break
 				}
 				vals[i] = 0
@@ -171,7 +201,7 @@ func (v *portView) vary(base []int, eval func(*Table) (string, error)) (map[stri
 		return out, tried, nil
 	}
 	for g := range n {
-		for x := range optionValues {
+		for x := range v.groups[g].values() {
 			vals := slices.Clone(base)
 			vals[g] = x
 			if err := try(vals); err != nil {
@@ -206,6 +236,9 @@ func (v *portView) inferredValues(t *Table) []int {
 				if s.ReusePort() {
 					x |= 2
 				}
+				if g.v6 && s.V6Only() {
+					x |= 4
+				}
 				base[gi] = x
 				break
 			}
@@ -219,14 +252,14 @@ func (v *portView) inferredValues(t *Table) []int {
 func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good string, verb string) []string {
 	var words []string
 	for gi, g := range v.groups {
-		okWith := map[int]bool{}
-		matters := false
+		okWith := map[int]bool{} // by SO_REUSEADDR/SO_REUSEPORT (bits 0-1)
+		matters, v6matters := false, false
 		for _, vals := range tried {
 			o := outcome(vals)
 			if o == good {
-				okWith[vals[gi]] = true
+				okWith[vals[gi]&3] = true
 			}
-			for x := range optionValues {
+			for x := range g.values() {
 				if x == vals[gi] {
 					continue
 				}
@@ -234,6 +267,9 @@ func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good 
 				alt[gi] = x
 				if ao := outcome(alt); ao != "" && ao != o {
 					matters = true
+					if x&3 == vals[gi]&3 {
+						v6matters = true
+					}
 				}
 			}
 		}
@@ -260,6 +296,10 @@ func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good 
 		}
 		var cond string
 		switch {
+		case v6matters:
+			cond = "on the IPV6_V6ONLY (inherited from the socket it came from) and the SO_REUSEADDR / SO_REUSEPORT of " + map[bool]string{true: "it", false: "them"}[one] + ", which could not be read"
+			words = append(words, fmt.Sprintf("%s: the answer depends %s", g.desc, cond))
+			continue
 		case okWith[1] && okWith[3] && !okWith[0] && !okWith[2]:
 			cond = owner + " " + had + " SO_REUSEADDR"
 		case okWith[2] && okWith[3] && !okWith[0] && !okWith[1]:

@@ -97,3 +97,36 @@ func TestWhoDependsOnReuseport(t *testing.T) {
 		t.Errorf("who with a known reuseport pair: %+v, want ok with a group of 2", a)
 	}
 }
+
+// A TIME-WAIT connection that a dual-stack [::] listener accepted over
+// IPv6 still claims 0.0.0.0 (the kernel gives an IPv6 socket the IPv4
+// placeholder LOOPBACK4_IPV6, which a wildcard IPv4 bind matches), but
+// sock_diag does not report its inherited IPV6_V6ONLY: without BPF the
+// answer to a 0.0.0.0 bind depends on it and is never a confident ok.
+// (Found by the live differential test, seed 1796062764708599174.)
+func TestBindDependsOnTimeWaitV6Only(t *testing.T) {
+	snap := func(opts *live.SockOpts) *live.Snapshot {
+		s := &live.Snapshot{
+			Interfaces: []live.Interface{{Name: "lo", Index: 1}},
+			Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+			Sockets: []live.Socket{
+				{Proto: "tcp", Family: "inet6", State: "TIME-WAIT", Local: ap("[::1]:7000"), Remote: ap("[::1]:43772")},
+			},
+		}
+		if opts != nil {
+			s.Sockets[0].Opts, s.Sockets[0].OptsSource = opts, live.SourceKernel
+		}
+		return s
+	}
+	req := BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:7000"), ReuseAddr: true}
+	if a := bindAnswer(t, snap(&live.SockOpts{V6Only: false}), req); a.Answer != AnswerFails {
+		t.Errorf("dual-stack TIME-WAIT without SO_REUSEADDR, read: %+v, want fails", a)
+	}
+	if a := bindAnswer(t, snap(&live.SockOpts{V6Only: true}), req); a.Answer != AnswerOK {
+		t.Errorf("IPv6-only TIME-WAIT, read: %+v, want ok", a)
+	}
+	a := bindAnswer(t, snap(nil), req)
+	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 || !strings.Contains(a.Unknowns[0], "IPV6_V6ONLY") {
+		t.Errorf("TIME-WAIT with unread options: %+v, want depends naming IPV6_V6ONLY", a)
+	}
+}
