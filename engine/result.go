@@ -49,7 +49,7 @@ const (
 	ruleConflictTW           Rule = "a TIME_WAIT connection still holds the port with its original socket's options"
 	rulePortsExhausted       Rule = "no free port in the local port range"
 	ruleBoundPort0           Rule = "port 0: the kernel picked a free port"
-	ruleBoundUDPFirst        Rule = "bound: udp_lib_lport_inuse stops at the newest overlapping holder, a SO_REUSEPORT " +
+	ruleBoundUDPFirst        Rule = "bound: udp_lib_lport_inuse stops at the first overlapping holder on the port's chain, a SO_REUSEPORT " +
 		"sharer of the same owner, and never looks at the older ones that would refuse"
 	ruleBoundFast Rule = "bound without a conflict check: the port's bind-bucket cache (tb->fastreuse / " +
 		"fastreuseport, inet_csk_get_port) says the newcomer matches the sockets that joined before, " +

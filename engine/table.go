@@ -90,7 +90,7 @@ type portBucket struct {
 	owners   int32
 	explicit int32      // holders whose port was not chosen by connect()
 	fast     BindBucket // TCP: Linux's bind-bucket cache (bucket.go)
-	order    []*Socket  // UDP: the holders in the order they bound, oldest first (udp_lib_lport_inuse's walk)
+	order    []*Socket  // UDP: the port's chain reversed, udp_lib_lport_inuse walks it from the end (addOwner)
 }
 
 // addrClasses returns the classes of specific address k, creating them
@@ -323,7 +323,16 @@ func (t *table) addOwner(s *Socket) {
 	}
 	b.owners++
 	if t.proto == UDP && !t.moving {
-		b.order = append(b.order, s)
+		if s.fam == Inet6 && s.ReusePort() {
+			// udp_lib_get_port: an AF_INET6 SO_REUSEPORT socket joins the
+			// tail of the port's chain, so udp_lib_lport_inuse meets it
+			// after every older holder (IPv4 sockets go to the head).
+			b.order = append(b.order, nil)
+			copy(b.order[1:], b.order)
+			b.order[0] = s
+		} else {
+			b.order = append(b.order, s)
+		}
 	}
 	if s.flags&fConnectBind == 0 {
 		b.explicit++
@@ -399,8 +408,9 @@ func (t *table) reown(s *Socket, change func()) {
 }
 
 // udpFirstOwnerShares is the short-cut of udp_lib_lport_inuse (net/ipv4/
-// udp.c) for an explicit bind: the port's holders are walked newest first,
-// and the first whose address overlaps and which does not share by
+// udp.c) for an explicit bind: the port's chain is walked from its head
+// (the newest holder, except that AF_INET6 SO_REUSEPORT ones sit at the
+// tail), and the first whose address overlaps and which does not share by
 // SO_REUSEADDR on both decides alone: a SO_REUSEPORT sharer of the same
 // owner declares the port free without a look at the older holders.
 // (With more than ten sockets in the port's hash slot, a bind to a
