@@ -169,3 +169,27 @@ func TestSocketsCreationOrderAndCopy(t *testing.T) {
 		t.Fatal("a new socket is not last")
 	}
 }
+
+// Changing SO_BINDTODEVICE once set needs the caller's CAP_NET_RAW
+// (sock_bindtoindex_locked): the owner of the socket does not matter.
+func TestDeviceChangeChecksCaller(t *testing.T) {
+	h := NewNetwork(Linux, 1).AddHost("h")
+	for _, c := range []struct {
+		owner, caller uint32
+		want          Errno
+	}{
+		{0, 1000, EPERM},
+		{1000, 0, OK},
+		{1000, 1000, EPERM},
+		{0, 0, OK},
+	} {
+		s, _ := h.NewSocket(Inet, UDP, c.owner)
+		if r := h.BindToDeviceAs(s, "lo", c.caller); r.Err != OK {
+			t.Fatalf("first bind to lo (owner %d, caller %d): %v", c.owner, c.caller, r.Err)
+		}
+		if r := h.BindToDeviceAs(s, "", c.caller); r.Err != c.want {
+			t.Errorf("clearing the device (owner %d, caller %d): %v, want %v", c.owner, c.caller, r.Err, c.want)
+		}
+		h.Close(s)
+	}
+}

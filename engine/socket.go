@@ -373,16 +373,22 @@ func (h *Host) SetBindAddressNoPort(s *Socket, on bool) Result {
 	return Result{Rule: ruleOptionSet}
 }
 
-// BindToDevice is SO_BINDTODEVICE with an interface name of this host;
-// "" unbinds. An unknown name is ENODEV.
+// BindToDevice is SO_BINDTODEVICE with an interface name of this host,
+// called by the socket's owner; "" unbinds. An unknown name is ENODEV.
 func (h *Host) BindToDevice(s *Socket, name string) Result {
+	return h.BindToDeviceAs(s, name, s.uid)
+}
+
+// BindToDeviceAs is SO_BINDTODEVICE called by uid (root or not), which
+// need not own the socket.
+func (h *Host) BindToDeviceAs(s *Socket, name string, uid uint32) Result {
 	if r, ok := h.optCheck(s, SO_BINDTODEVICE); !ok {
 		return r
 	}
 	// sock_bindtoindex_locked: once a socket is bound to a device, a
-	// change (clearing included) needs CAP_NET_RAW. The caller is taken
-	// to be the socket's owner, root or not.
-	if s.device() != 0 && s.uid != 0 {
+	// change (clearing included) needs CAP_NET_RAW of the caller
+	// (ns_capable reads current's credentials, not the socket's owner).
+	if s.device() != 0 && uid != 0 {
 		return fail(EPERM, ruleDeviceChangeNeedsRaw)
 	}
 	idx := int32(0)

@@ -203,7 +203,7 @@ func (r *runner) step(st *Step) (Outcome, error) {
 		if err != nil {
 			return o, err
 		}
-		x := setOption(b.h, b.s, st)
+		x := setOption(b.h, b.s, st, r.uid)
 		o.Result, o.Reason = res(x), string(x.Rule)
 	case OpBind:
 		b, err := r.sock(st.Sock)
@@ -429,8 +429,9 @@ func b2i(b bool) int {
 	return 0
 }
 
-// setOption calls the engine's typed setter for a setsockopt statement.
-func setOption(h *engine.Host, s *engine.Socket, st *Step) engine.Result {
+// setOption calls the engine's typed setter for a setsockopt statement
+// made by uid.
+func setOption(h *engine.Host, s *engine.Socket, st *Step, uid uint32) engine.Result {
 	on := st.Int != 0
 	switch st.Option {
 	case engine.SO_REUSEADDR:
@@ -446,7 +447,7 @@ func setOption(h *engine.Host, s *engine.Socket, st *Step) engine.Result {
 	case engine.SO_EXCLUSIVEADDRUSE:
 		return h.SetExclusiveAddrUse(s, on)
 	case engine.SO_BINDTODEVICE:
-		return h.BindToDevice(s, st.Str)
+		return h.BindToDeviceAs(s, st.Str, uid)
 	case engine.IP_LOCAL_PORT_RANGE:
 		return h.SetLocalPortRange(s, uint16(st.Int), uint16(st.Int>>16))
 	case engine.IP_MULTICAST_ALL:
