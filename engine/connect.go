@@ -106,9 +106,16 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
 			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
 		}
+		if dev := h.ifaceByIndex(int(s.device())); dev != nil && src.Is4() {
+			// ip_route_output_key_hash_rcu: with an oif, routes through
+			// other devices do not match and the destination is taken to
+			// be on the bound device's link, so that is the way out.
+			out = dev
+		}
 		if src.Is4() && src.IsLoopback() && out != nil && !out.Loopback && !h.isLocal(v4) {
 			// __mkroute_output: a loopback source may leave only through
-			// a loopback device; the route to another host does not.
+			// a loopback device; the route to another host does not
+			// (a socket bound to lo sends there, and its SYN goes nowhere).
 			return fail(EINVAL, ruleLoopbackLeaves)
 		}
 	}
