@@ -19,8 +19,9 @@ type BindBucket struct {
 	// taken by connect() (which a bind never fast-paths).
 	FastReuse int8
 	// FastReuseport is tb->fastreuseport: 0, FastReuseportAny (every socket
-	// so far had SO_REUSEPORT and the same owner) or FastReuseportStrict
-	// (reset by a later SO_REUSEPORT socket: a newcomer must also match
+	// so far had SO_REUSEPORT and the same owner; older kernels, or read
+	// live) or FastReuseportStrict (reset by a SO_REUSEPORT socket, on
+	// Linux 6.18 the first one too: a newcomer must also match
 	// FastRcvSaddr).
 	FastReuseport uint8
 	FastUID       uint32     // tb->fastuid: the owner a SO_REUSEPORT newcomer must have
@@ -131,16 +132,13 @@ func (b *portBucket) updateFast(s *Socket, wasEmpty, listening bool) {
 			FastFamily: s.fam, FastRcvSaddr: s.local.Addr(), known: true}
 	}
 	if wasEmpty {
-		c.FastReuse = 0
-		if reuse {
-			c.FastReuse = 1
-		}
-		if s.ReusePort() {
-			set(FastReuseportAny)
-		} else {
-			c.FastReuseport = 0
-		}
-		return
+		// Linux 6.18 runs the first joiner through the same branch as the
+		// later ones, on a fresh bucket (no fastreuse, no fastreuseport):
+		// SO_REUSEADDR never sets tb->fastreuse, and SO_REUSEPORT resets
+		// the cache to STRICT on the socket's own address, never ANY.
+		// Checked against the kernel (testdata/replay/
+		// tcp-bucket-cache-reuseport-cleared.scenario).
+		c.FastReuse, c.FastReuseport = 0, 0
 	}
 	if !reuse {
 		c.FastReuse = 0
