@@ -389,6 +389,12 @@ type WhoAnswer struct {
 	Delivery engine.Delivery
 	Unknowns []string
 	Inferred bool
+	// AnswerLost, when not "", says why the host's answer to the SYN (the
+	// SYN-ACK of Delivery.Socket, or a RST) cannot be routed back to the
+	// source (engine.Host.AnswerLost): the connect hears nothing and times
+	// out. Delivery.Verdict is then Drop and Answer fails; Delivery.Socket
+	// is still the listener that takes the SYN, if any.
+	AnswerLost string
 }
 
 // Who answers which socket would receive a packet from src to dst, and
@@ -404,6 +410,9 @@ func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int
 	a := WhoAnswer{Answer: AnswerFails, Delivery: d}
 	if d.Verdict == engine.Deliver {
 		a.Answer = AnswerOK
+	}
+	if t.Host.AnswerLost(synPacket(proto, src, dst, dev), d) {
+		a.AnswerLost, a.Answer, a.Delivery.Verdict = t.lostReason(src, d), AnswerFails, engine.Drop
 	}
 	if all, u, ok := t.groupReceivers(proto, src, dst, dev, d); ok {
 		a.Delivery.All, a.Answer = all, AnswerFails
@@ -435,6 +444,23 @@ func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int
 	good := deliveryKey(t, d)
 	a.Unknowns = v.explain(func(vals []int) string { return results[fmt.Sprint(vals)] }, tried, good, "get the packet as shown")
 	return a, nil
+}
+
+// lostReason says in words why the answer to a SYN from src cannot get back.
+func (t *Table) lostReason(src netip.AddrPort, d engine.Delivery) string {
+	if d.Socket == nil {
+		return fmt.Sprintf("the RST to %s must leave through the interface the SYN arrived on, which has no route to it: the connect times out", src.Addr())
+	}
+	dev := "its device"
+	if ls := t.Live(d.Socket); ls != nil {
+		dev = fmt.Sprintf("interface %d", ls.BoundDev)
+		for _, i := range t.Snap.Interfaces {
+			if i.Index == ls.BoundDev {
+				dev = i.Name
+			}
+		}
+	}
+	return fmt.Sprintf("the listener takes the SYN, but it is bound to %s and its SYN-ACK cannot be routed from there to %s: the connect times out", dev, src.Addr())
 }
 
 // deliveryKey identifies a delivery by its verdict and the live sockets

@@ -358,8 +358,8 @@ type socktabAnswer struct {
 	errno    string   // bind: the engine's errno
 	inos     []uint64 // who: the receiver and its group
 	unknowns []string
-	devices  bool // a device-bound socket is on the port
-	udpShare bool // UDP sockets share the address without SO_REUSEPORT
+	verdict  engine.Verdict // who: what the client hears (Drop: nothing)
+	udpShare bool           // UDP sockets share the address without SO_REUSEPORT
 	twGone   bool
 }
 
@@ -396,9 +396,6 @@ func (n *diffNet) socktab(t *testing.T, q question, mode string) socktabAnswer {
 		if s.Local.Port() != port {
 			continue
 		}
-		if s.BoundDev != 0 {
-			a.devices = true
-		}
 		if s.Proto == "udp" && s.Opts != nil && !s.Opts.ReusePort {
 			seen[s.Local]++
 			if seen[s.Local] > 1 {
@@ -427,7 +424,7 @@ func (n *diffNet) socktab(t *testing.T, q question, mode string) socktabAnswer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.answer, a.unknowns = w.Answer, w.Unknowns
+	a.answer, a.unknowns, a.verdict = w.Answer, w.Unknowns, w.Delivery.Verdict
 	if guess {
 		a.answer, a.unknowns = AnswerFails, nil
 		if w.Delivery.Verdict == engine.Deliver {
@@ -464,11 +461,9 @@ func (tl *tally) String() string {
 }
 
 // knownClass names a disagreement that comes from a defect another part of
-// issue 10 is fixing (devices, SO_REUSEADDR UDP sharing), or "".
+// issue 10 is fixing (SO_REUSEADDR UDP sharing), or "".
 func knownClass(a socktabAnswer) string {
 	switch {
-	case a.devices:
-		return "device-bound socket on the port"
 	case a.udpShare:
 		return "UDP sockets sharing an address through SO_REUSEADDR"
 	}
@@ -510,6 +505,13 @@ func (tl *tally) add(q question, k kernelAnswer, a socktabAnswer, mode string) {
 		ok = k.errno == a.errno
 	} else {
 		switch {
+		case a.answer == AnswerFails && q.proto == engine.TCP && mode != "guess":
+			// What the client hears must agree too: a RST refuses the
+			// connect; nothing at all (a lost answer) lets it time out
+			// (EINTR: a signal ended the wait first). Other errors are
+			// the probe's own and compare as before.
+			refused, silent := k.errno == "ECONNREFUSED", k.errno == "EINPROGRESS" || k.errno == "EINTR"
+			ok = k.ino == 0 && (!refused && !silent || refused == (a.verdict == engine.RST) && silent == (a.verdict == engine.Drop))
 		case a.answer == AnswerFails:
 			ok = k.ino == 0
 		default:

@@ -7,7 +7,6 @@ package inspect
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 
 	"github.com/socktab/socktab/engine"
@@ -101,7 +100,18 @@ func Load(snap *live.Snapshot) (*Table, error) {
 	// head), and equal scores go to the first socket met: inserted oldest
 	// first, the engine's chains end up in the kernel's order, so two UDP
 	// sockets sharing an address through SO_REUSEADDR give the datagram to
-	// the most recently bound one, as Linux does.
+	// the most recently bound one, as Linux does. AF_INET6 SO_REUSEPORT TCP
+	// listeners are the exception: they enter their chain at the tail
+	// (__inet_hash), and the dump walks that chain, so they are listed
+	// oldest first and go in last, in the snapshot's order (their
+	// reuseport group too is oldest first). UDP is dumped from the port
+	// hash, where every socket enters at the head.
+	type pending struct {
+		i  int
+		sp engine.SocketSpec
+	}
+	var tail []pending
+	bySnap := make([]*engine.Socket, len(snap.Sockets))
 	for i := len(snap.Sockets) - 1; i >= 0; i-- {
 		ls := &snap.Sockets[i]
 		sp, ok := specOf(ls)
@@ -124,15 +134,24 @@ func Load(snap *live.Snapshot) (*Table, error) {
 			sp.ConnectBind = p >= h.Sysctl.PortLow && p <= h.Sysctl.PortHigh &&
 				!listenPorts[bk{ls.Proto, netip.AddrPortFrom(netip.Addr{}, ls.Local.Port())}]
 		}
-		s, err := h.Insert(sp)
-		if err != nil {
-			return nil, fmt.Errorf("load %s %s: %v", ls.Proto, ls.Local, err)
+		if sp.Proto == engine.TCP && sp.Family == engine.Inet6 && sp.ReusePort && sp.State == engine.Listen {
+			tail = append(tail, pending{i, sp})
+			continue
 		}
-		s.SetName(Name(ls))
-		t.bySock[s] = ls
-		t.order = append(t.order, s)
+		if err := t.insert(i, sp, bySnap); err != nil {
+			return nil, err
+		}
 	}
-	slices.Reverse(t.order)
+	for j := len(tail) - 1; j >= 0; j-- {
+		if err := t.insert(tail[j].i, tail[j].sp, bySnap); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range bySnap {
+		if s != nil {
+			t.order = append(t.order, s)
+		}
+	}
 	// The kernel's bind-bucket caches, when the BPF reader saw them: the
 	// engine would otherwise run the full conflict check (no fast path).
 	for _, b := range snap.Buckets {
@@ -149,6 +168,18 @@ func Load(snap *live.Snapshot) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// insert loads the snapshot's socket i as sp.
+func (t *Table) insert(i int, sp engine.SocketSpec, bySnap []*engine.Socket) error {
+	ls := &t.Snap.Sockets[i]
+	s, err := t.Host.Insert(sp)
+	if err != nil {
+		return fmt.Errorf("load %s %s: %v", ls.Proto, ls.Local, err)
+	}
+	s.SetName(Name(ls))
+	t.bySock[s], bySnap[i] = ls, s
+	return nil
 }
 
 func specOf(ls *live.Socket) (engine.SocketSpec, bool) {

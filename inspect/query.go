@@ -16,7 +16,12 @@ func (t *Table) Who(proto engine.Proto, src, dst netip.AddrPort) engine.Delivery
 // dev (0: the one that carries dst; for a broadcast or multicast, see
 // engine.Packet).
 func (t *Table) WhoOn(proto engine.Proto, src, dst netip.AddrPort, dev int) engine.Delivery {
-	return t.Host.Lookup(engine.Packet{Proto: proto, Src: src, Dst: dst, Flags: engine.FlagSYN, Dev: dev})
+	return t.Host.Lookup(synPacket(proto, src, dst, dev))
+}
+
+// synPacket is the packet a who question asks about: for TCP a SYN.
+func synPacket(proto engine.Proto, src, dst netip.AddrPort, dev int) engine.Packet {
+	return engine.Packet{Proto: proto, Src: src, Dst: dst, Flags: engine.FlagSYN, Dev: dev}
 }
 
 // DefaultSource is the source assumed when none is given: loopback for a

@@ -139,6 +139,9 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 		o := report.Who{Netns: t.Snap.Netns, Proto: proto.String(), Src: src.String(), Dst: dst.String(),
 			Answer: string(ans.Answer), Unknowns: nonNil(ans.Unknowns), OptionsSource: snapOptsSource(t.Snap),
 			Verdict: verdictNames[d.Verdict], Stage: d.Stage.String(), Group: []report.Socket{}, Receivers: []report.Socket{}}
+		if ans.AnswerLost != "" {
+			o.Stage += "; " + ans.AnswerLost
+		}
 		for _, r := range d.All {
 			if ls := t.Live(r); ls != nil {
 				o.Receivers = append(o.Receivers, tableJSON(ls))
@@ -185,16 +188,21 @@ func runWho(w io.Writer, output string, tabs []*inspect.Table, proto engine.Prot
 				fmt.Fprintf(w, "  %s: none\n", s)
 			}
 		}
-		switch d.Verdict {
-		case engine.Deliver:
+		switch {
+		case ans.AnswerLost != "":
+			if ls := t.Live(d.Socket); ls != nil {
+				fmt.Fprintf(w, "  => %s %s %s held by %s takes the SYN\n", ls.Proto, localText(ls), ls.State, inspect.Owners(ls))
+			}
+			fmt.Fprintf(w, "  => no answer reaches the client: %s\n", ans.AnswerLost)
+		case d.Verdict == engine.Deliver:
 			ls := t.Live(d.Socket)
 			fmt.Fprintf(w, "  => %s %s %s held by %s\n", ls.Proto, localText(ls), ls.State, inspect.Owners(ls))
 			if len(d.Group) > 1 {
 				fmt.Fprintf(w, "     one of a SO_REUSEPORT group of %d; the kernel picks a member by a hash of the 4-tuple\n", len(d.Group))
 			}
-		case engine.RST:
+		case d.Verdict == engine.RST:
 			fmt.Fprintln(w, "  => no socket: TCP answers RST (the client sees ECONNREFUSED)")
-		case engine.PortUnreachable:
+		case d.Verdict == engine.PortUnreachable:
 			fmt.Fprintln(w, "  => no socket: UDP answers ICMP port unreachable")
 		default:
 			fmt.Fprintf(w, "  => dropped: %s\n", d.Stage)
