@@ -556,9 +556,14 @@ func TestLiveDifferential(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("SOCKTAB_DIFF_QUESTIONS")); err == nil && v > 0 {
 		questions = v
 	}
-	seed := uint64(time.Now().UnixNano())
-	if v, err := strconv.ParseUint(os.Getenv("SOCKTAB_DIFF_SEED"), 10, 64); err == nil {
-		seed = v
+	// A fixed seed by default, so that CI asks the same questions each run
+	// and a disagreement is reproducible; SOCKTAB_DIFF_SEED=N picks another,
+	// SOCKTAB_DIFF_SEED=random one from the clock (sweeps by hand).
+	seed := uint64(55)
+	if v := os.Getenv("SOCKTAB_DIFF_SEED"); v == "random" {
+		seed = uint64(time.Now().UnixNano())
+	} else if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		seed = n
 	}
 	t.Logf("seed %d (SOCKTAB_DIFF_SEED to repeat), %d questions", seed, questions)
 	r := mrand.New(mrand.NewPCG(seed, 0x50c7ab))
