@@ -273,16 +273,31 @@ func batchIn(o *netOps, op func()) func(n int) time.Duration {
 // dialAcceptClose: one op is a Dial, the Accept of that connection (in
 // the same goroutine: Dial returns once the connection is queued, so no
 // scheduler hand-off is measured) and the Close of both ends.
+//
+// Each batch gets a fresh listening port: every connection leaves its
+// client port in TIME_WAIT toward (server, port) for 60 s, so at memnet's
+// speed one port's 4-tuples run out within a batch or two (EADDRNOTAVAIL).
 func dialAcceptClose(o *netOps) prepared {
 	var l net.Listener
-	o.in(func() { l = orPanic(o.listen("tcp4", o.server+":0")) })
-	addr := l.Addr().String()
-	return prepared{close: func() { l.Close() }, batch: batchIn(o, func() {
+	var addr string
+	relisten := func() {
+		if l != nil {
+			l.Close()
+		}
+		l = orPanic(o.listen("tcp4", o.server+":0"))
+		addr = l.Addr().String()
+	}
+	run := batchIn(o, func() {
 		c := orPanic(o.dial("tcp4", addr))
 		s := orPanic(l.Accept())
 		c.Close()
 		s.Close()
-	})}
+	})
+	o.in(relisten)
+	return prepared{close: func() { l.Close() }, batch: func(n int) time.Duration {
+		o.in(relisten)
+		return run(n)
+	}}
 }
 
 // stream: a writer goroutine writes chunk-sized writes without pause; one
