@@ -354,23 +354,25 @@ func (h *Host) SetV6Only(s *Socket, on bool) Result {
 	return Result{Rule: ruleOptionSet}
 }
 
-// SetFreeBind is IP_FREEBIND: bind to an address the host does not have.
-func (h *Host) SetFreeBind(s *Socket, on bool) Result {
-	if r, ok := h.optCheck(s, IP_FREEBIND); !ok {
+// setFlagOption sets an option that is one flag of the socket and that
+// nothing else checks when it is set.
+func (h *Host) setFlagOption(s *Socket, o Option, f sflags, on bool) Result {
+	if r, ok := h.optCheck(s, o); !ok {
 		return r
 	}
-	setFlag(s, fFreeBind, on)
+	setFlag(s, f, on)
 	return Result{Rule: ruleOptionSet}
+}
+
+// SetFreeBind is IP_FREEBIND: bind to an address the host does not have.
+func (h *Host) SetFreeBind(s *Socket, on bool) Result {
+	return h.setFlagOption(s, IP_FREEBIND, fFreeBind, on)
 }
 
 // SetBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT: bind(addr, 0) records
 // the address and leaves the port to connect().
 func (h *Host) SetBindAddressNoPort(s *Socket, on bool) Result {
-	if r, ok := h.optCheck(s, IP_BIND_ADDRESS_NO_PORT); !ok {
-		return r
-	}
-	setFlag(s, fNoPort, on)
-	return Result{Rule: ruleOptionSet}
+	return h.setFlagOption(s, IP_BIND_ADDRESS_NO_PORT, fNoPort, on)
 }
 
 // BindToDevice is SO_BINDTODEVICE with an interface name of this host,
@@ -411,11 +413,7 @@ func (h *Host) BindToDeviceAs(s *Socket, name string, uid uint32) Result {
 // group still receives it when the host joined it (on by default for
 // AF_INET sockets, off for AF_INET6 ones, which reach it through SOL_IP).
 func (h *Host) SetMulticastAll(s *Socket, on bool) Result {
-	if r, ok := h.optCheck(s, IP_MULTICAST_ALL); !ok {
-		return r
-	}
-	setFlag(s, fMcAll4, on)
-	return Result{Rule: ruleOptionSet}
+	return h.setFlagOption(s, IP_MULTICAST_ALL, fMcAll4, on)
 }
 
 // SetMulticastAll6 is IPV6_MULTICAST_ALL, the same for IPv6 groups (on by
