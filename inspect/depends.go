@@ -43,11 +43,18 @@ type unknownGroup struct {
 	// dual-stack one still claims 0.0.0.0 (its IPv4 address is the kernel's
 	// placeholder LOOPBACK4_IPV6, which a wildcard IPv4 bind matches).
 	v6 bool
+	// order marks the pseudo-group of a UDP port whose IPv4 and IPv6
+	// sockets were not placed on the port's chain by the BPF reader:
+	// which family was bound more recently is unknown (load's v6First).
+	order bool
 }
 
 // values is how many option values the group is tried with: an index's
 // bit 0 is SO_REUSEADDR, bit 1 SO_REUSEPORT, bit 2 IPV6_V6ONLY (when v6).
 func (g *unknownGroup) values() int {
+	if g.order {
+		return 2
+	}
 	if g.v6 {
 		return 8
 	}
@@ -109,8 +116,15 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 		}
 		v.groups[g].idx = append(v.groups[g].idx, i)
 	}
+	if proto == engine.UDP && v.crossFamilyOrderUnknown() {
+		v.groups = append(v.groups, unknownGroup{order: true,
+			desc: fmt.Sprintf("the IPv4 and the IPv6 udp sockets on port %d", port)})
+	}
 	for gi := range v.groups {
 		g := &v.groups[gi]
+		if g.order {
+			continue
+		}
 		ls := &v.snap.Sockets[g.idx[0]]
 		n := len(g.idx)
 		switch {
@@ -127,12 +141,32 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 	return v
 }
 
+// crossFamilyOrderUnknown says whether the port has sockets of both
+// address families and the BPF reader did not place all of them on the
+// port's chain: sock_diag keeps the chain's order within a family only.
+func (v *portView) crossFamilyOrderUnknown() bool {
+	fams := map[string]bool{}
+	placed := true
+	for i := range v.snap.Sockets {
+		ls := &v.snap.Sockets[i]
+		fams[ls.Family] = true
+		placed = placed && ls.ChainPos != 0
+	}
+	return !placed && fams["inet"] && fams["inet6"]
+}
+
 // load builds the port's table with group gi's sockets set to
-// optionValues[vals[gi]].
+// optionValues[vals[gi]] (an order group: the IPv6 sockets first on the
+// chain when 1).
 func (v *portView) load(vals []int) (*Table, error) {
 	snap := v.snap
 	snap.Sockets = slices.Clone(v.snap.Sockets)
+	v6First := false
 	for gi, g := range v.groups {
+		if g.order {
+			v6First = vals[gi] == 1
+			continue
+		}
 		ov := optionValues[vals[gi]&3]
 		for _, i := range g.idx {
 			ls := &snap.Sockets[i]
@@ -149,7 +183,7 @@ func (v *portView) load(vals []int) (*Table, error) {
 			ls.OptsSource = "assumed"
 		}
 	}
-	return Load(&snap)
+	return load(&snap, v6First)
 }
 
 // vary evaluates eval on the port's table under the possible values of
@@ -226,6 +260,9 @@ func distinct(results map[string]string) int {
 func (v *portView) inferredValues(t *Table) []int {
 	base := make([]int, len(v.groups))
 	for gi, g := range v.groups {
+		if g.order {
+			continue // Load's choice: IPv4 first
+		}
 		ls := &v.snap.Sockets[g.idx[0]]
 		for s, l := range t.bySock {
 			if l.Inode == ls.Inode && l.Local == ls.Local && l.Remote == ls.Remote && l.State == ls.State {
@@ -274,6 +311,22 @@ func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good 
 			}
 		}
 		if !matters {
+			continue
+		}
+		if g.order {
+			newer := "IPv4"
+			if okWith[1] && !okWith[0] {
+				newer = "IPv6"
+			}
+			if okWith[0] == okWith[1] {
+				words = append(words, g.desc+": the answer depends on which were bound more recently (the port's chain order, read only by the BPF reader)")
+			} else {
+				what := "the bind succeeds"
+				if !strings.HasPrefix(verb, "allow ") {
+					what = "the packet goes as shown"
+				}
+				words = append(words, fmt.Sprintf("%s: %s only if the %s ones were bound more recently (udp_lib_lport_inuse meets the newest first; the order across families is read only by the BPF reader)", g.desc, what, newer))
+			}
 			continue
 		}
 		one := len(g.idx) == 1

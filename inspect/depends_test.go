@@ -130,3 +130,44 @@ func TestBindDependsOnTimeWaitV6Only(t *testing.T) {
 		t.Errorf("TIME-WAIT with unread options: %+v, want depends naming IPV6_V6ONLY", a)
 	}
 }
+
+// udpOrderSnapshot: an IPv4 SO_REUSEADDR+SO_REUSEPORT socket of uid 0 on
+// 127.0.0.1:7001 and an IPv6 v6-only socket of uid 1000 without options on
+// [2001:db8::1]:7001, every option read; chain is their ChainPos (0: not
+// placed). Found by the live differential test (seed 11).
+func udpOrderSnapshot(chain [2]uint16) *live.Snapshot {
+	t := true
+	return &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
+		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:7001"), ChainPos: chain[0],
+				Opts: &live.SockOpts{ReuseAddr: true, ReusePort: true}, OptsSource: live.SourceKernel},
+			{Proto: "udp", Family: "inet6", State: "UNCONN", Local: ap("[2001:db8::1]:7001"), UID: 1000, V6Only: &t, ChainPos: chain[1],
+				Opts: &live.SockOpts{V6Only: true}, OptsSource: live.SourceKernel},
+		},
+	}
+}
+
+func TestBindUDPChainOrderAcrossFamilies(t *testing.T) {
+	// A dual-stack [::] with SO_REUSEPORT overlaps both; udp_lib_lport_inuse
+	// stops at the first on the port's chain: the IPv4 reuseport sharer
+	// lets it pass, the IPv6 socket without options refuses it.
+	r := BindRequest{Proto: engine.UDP, Addr: ap("[::]:7001"), ReusePort: true}
+	if a := bindAnswer(t, udpOrderSnapshot([2]uint16{2, 1}), r); a.Answer != AnswerOK || a.Inferred {
+		t.Errorf("IPv4 socket newer (placed by BPF): %+v, want ok", a)
+	}
+	if a := bindAnswer(t, udpOrderSnapshot([2]uint16{1, 2}), r); a.Answer != AnswerFails || a.Inferred {
+		t.Errorf("IPv6 socket newer (placed by BPF): %+v, want fails", a)
+	}
+	a := bindAnswer(t, udpOrderSnapshot([2]uint16{}), r)
+	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 ||
+		!strings.Contains(a.Unknowns[0], "the IPv4 and the IPv6 udp sockets on port 7001: the bind succeeds only if the IPv4 ones were bound more recently") {
+		t.Errorf("order not read: %+v, want depends naming the order", a)
+	}
+	// A bind that the order does not decide stays exact.
+	v4 := BindRequest{Proto: engine.UDP, Addr: ap("0.0.0.0:7001"), ReusePort: true}
+	if a := bindAnswer(t, udpOrderSnapshot([2]uint16{}), v4); a.Answer != AnswerOK {
+		t.Errorf("0.0.0.0:7001 with SO_REUSEPORT: %+v, want ok", a)
+	}
+}

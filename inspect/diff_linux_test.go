@@ -491,7 +491,8 @@ func (tl *tally) add(q question, k kernelAnswer, a socktabAnswer, mode string) {
 		tl.depends++
 		explained := false
 		for _, u := range a.unknowns {
-			if strings.Contains(u, "TIME-WAIT") || strings.Contains(u, "no readable owner") {
+			if strings.Contains(u, "TIME-WAIT") || strings.Contains(u, "no readable owner") ||
+				strings.Contains(u, "the order across families is read only by the BPF reader") {
 				explained = true
 			}
 		}

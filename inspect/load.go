@@ -6,7 +6,9 @@ package inspect
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/socktab/socktab/engine"
@@ -54,7 +56,13 @@ var stateOf = map[string]engine.State{
 // change with an inferred value are found by Bind and Who (depends.go). A
 // connection whose local port is in the ephemeral range and not a
 // listener's port was bound by connect().
-func Load(snap *live.Snapshot) (*Table, error) {
+func Load(snap *live.Snapshot) (*Table, error) { return load(snap, false) }
+
+// load is Load. v6First says how a UDP port's IPv4 and IPv6 sockets
+// interleave on the port's chain when the BPF reader did not place them
+// (live.Socket.ChainPos): false puts the IPv4 ones nearer the head (bound
+// more recently), true the IPv6 ones (udpChain).
+func load(snap *live.Snapshot, v6First bool) (*Table, error) {
 	h := engine.NewNetwork(engine.Linux, 1).AddHost(label(snap.Netns))
 	for _, i := range snap.Interfaces {
 		// The kernel's index, so that a socket's SO_BINDTODEVICE ifindex
@@ -104,13 +112,10 @@ func Load(snap *live.Snapshot) (*Table, error) {
 	// listeners are the exception: they enter their chain at the tail
 	// (__inet_hash), and the dump walks that chain, so they are listed
 	// oldest first and go in last, in the snapshot's order (their
-	// reuseport group too is oldest first). UDP is dumped from the port
-	// hash, where every socket enters at the head.
-	type pending struct {
-		i  int
-		sp engine.SocketSpec
-	}
+	// reuseport group too is oldest first). A UDP port's sockets go in
+	// last, in their chain's order (udpChain).
 	var tail []pending
+	udp := map[uint16][]pending{}
 	bySnap := make([]*engine.Socket, len(snap.Sockets))
 	for i := len(snap.Sockets) - 1; i >= 0; i-- {
 		ls := &snap.Sockets[i]
@@ -138,6 +143,10 @@ func Load(snap *live.Snapshot) (*Table, error) {
 			tail = append(tail, pending{i, sp})
 			continue
 		}
+		if p := sp.Local.Port(); sp.Proto == engine.UDP && p != 0 {
+			udp[p] = append(udp[p], pending{i, sp})
+			continue
+		}
 		if err := t.insert(i, sp, bySnap); err != nil {
 			return nil, err
 		}
@@ -145,6 +154,13 @@ func Load(snap *live.Snapshot) (*Table, error) {
 	for j := len(tail) - 1; j >= 0; j-- {
 		if err := t.insert(tail[j].i, tail[j].sp, bySnap); err != nil {
 			return nil, err
+		}
+	}
+	for _, port := range slices.Sorted(maps.Keys(udp)) {
+		for _, p := range udpInsertOrder(snap, udp[port], v6First) {
+			if err := t.insert(p.i, p.sp, bySnap); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, s := range bySnap {
@@ -168,6 +184,66 @@ func Load(snap *live.Snapshot) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// pending is a snapshot socket (index i) waiting to be inserted as sp.
+type pending struct {
+	i  int
+	sp engine.SocketSpec
+}
+
+// udpInsertOrder orders one UDP port's sockets (ps, in the reverse of the
+// snapshot's order) so that the engine rebuilds the port's chain as the
+// kernel has it. udp_lib_lport_inuse walks that chain from its head and
+// the first overlapping holder decides a bind; udp_lib_get_port adds a
+// socket at the head, an AF_INET6 SO_REUSEPORT one at the tail, and so
+// does the engine's Insert. So the chain is the head-added sockets, newest
+// first, then the tail-added ones, oldest first: they are inserted
+// in the reverse of their chain order, then these in it.
+//
+// The chain's order is the BPF reader's when it placed every socket
+// (ChainPos); otherwise sock_diag's, which dumps the chain one address
+// family at a time, and v6First says which family comes first. (A socket
+// that turned SO_REUSEPORT on after its bind sits among the head-added
+// ones, but goes to the tail here.)
+func udpInsertOrder(snap *live.Snapshot, ps []pending, v6First bool) []pending {
+	chain := slices.Clone(ps)
+	slices.Reverse(chain) // the snapshot's order
+	placed := true
+	for _, p := range chain {
+		placed = placed && snap.Sockets[p.i].ChainPos != 0
+	}
+	if placed {
+		slices.SortStableFunc(chain, func(a, b pending) int {
+			return int(snap.Sockets[b.i].ChainPos) - int(snap.Sockets[a.i].ChainPos)
+		})
+	} else {
+		first := engine.Inet
+		if v6First {
+			first = engine.Inet6
+		}
+		slices.SortStableFunc(chain, func(a, b pending) int {
+			return b2i(b.sp.Family == first) - b2i(a.sp.Family == first)
+		})
+	}
+	out := make([]pending, 0, len(chain))
+	var tailAdded []pending
+	for j := len(chain) - 1; j >= 0; j-- {
+		if p := chain[j]; p.sp.Family == engine.Inet6 && p.sp.ReusePort {
+			tailAdded = append(tailAdded, p)
+		} else {
+			out = append(out, p)
+		}
+	}
+	slices.Reverse(tailAdded)
+	return append(out, tailAdded...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // insert loads the snapshot's socket i as sp.

@@ -30,6 +30,7 @@ type bpfRecord struct {
 	reuse        uint8
 	reuseport    bool
 	v6only       bool
+	chain        uint16 // UDP: 1 + sockets after it on its port's chain; 0 unread, 0xffff too long
 	bucket       *BindBucket
 }
 
@@ -46,6 +47,7 @@ func parseRecord(b []byte) bpfRecord {
 		reuse:     b[34],
 		reuseport: b[35] != 0,
 		v6only:    b[36] != 0,
+		chain:     ne.Uint16(b[42:]),
 	}
 	lport, rport := ne.Uint16(b[26:]), ne.Uint16(b[28:])
 	var la, ra netip.Addr
@@ -182,6 +184,9 @@ func applyBPF(snap *Snapshot, recs []bpfRecord, netns uint32, port uint16) {
 		}
 		s.Opts = &SockOpts{ReuseAddr: r.reuse != 0, ReusePort: r.reuseport, V6Only: r.v6only, Device: int(r.dev)}
 		s.OptsSource = SourceKernel
+		if r.chain != 0xffff {
+			s.ChainPos = r.chain
+		}
 	}
 }
 

@@ -73,6 +73,11 @@ type Socket struct {
 	// from: SourceKernel or SourceSocket.
 	Opts       *SockOpts `json:"options,omitempty"`
 	OptsSource string    `json:"options_source,omitempty"`
+	// ChainPos is, for a UDP socket read by the BPF reader, 1 + how many
+	// sockets follow it on its port's hash chain; 0 when unknown.
+	// udp_lib_lport_inuse meets a port's holders in that chain's order,
+	// which sock_diag keeps only within one address family.
+	ChainPos uint16 `json:"-"`
 }
 
 // SockOpts are the options of a socket that sock_diag does not report and

@@ -254,3 +254,74 @@ func TestReadPortFilter(t *testing.T) {
 		diffKeys(t, fmt.Sprintf("port %d", port), keys(sn.Sockets, false, nil), want)
 	}
 }
+
+// TestReadUDPChainOrder plants UDP sockets of both families on one port and
+// checks that the BPF reader reports their places on the port's hash chain:
+// newest first, except an AF_INET6 SO_REUSEPORT socket, which udp_lib_get_port
+// adds at the tail.
+func TestReadUDPChainOrder(t *testing.T) {
+	if os.Getenv("CI") != "true" {
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+			t.Skip("SKIPPED: no kernel BTF, the BPF socket iterator cannot load")
+		}
+	}
+	ns := newTestNS(t)
+	// In bind order; all SO_REUSEADDR so that every bind succeeds.
+	binds := []struct {
+		addr      string
+		reuseport bool
+	}{
+		{"127.0.0.1:7210", false},
+		{"[::]:7210", true}, // to the tail
+		{"[::1]:7210", false},
+		{"192.0.2.1:7210", false},
+	}
+	wantChain := []string{"192.0.2.1:7210", "[::1]:7210", "127.0.0.1:7210", "[::]:7210"}
+	ns.do(t, func() error {
+		for _, b := range binds {
+			a := mustAP(b.addr)
+			v6 := a.Addr().Is6()
+			fam := unix.AF_INET
+			if v6 {
+				fam = unix.AF_INET6
+			}
+			fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { unix.Close(fd) })
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				return err
+			}
+			if b.reuseport {
+				if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+					return err
+				}
+			}
+			if v6 {
+				if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+					return err
+				}
+			}
+			if err := unix.Bind(fd, sockaddr(a, v6)); err != nil {
+				return fmt.Errorf("bind %s: %w", a, err)
+			}
+		}
+		return nil
+	})
+	sn := one(t, readSettled(t, NetnsTarget{Name: ns.name}, Options{UDP: true, Port: 7210, SockOpts: OptsBPF}))
+	pos := map[string]int{}
+	for _, s := range sn.Sockets {
+		if s.ChainPos == 0 {
+			t.Fatalf("%s: no chain position read", s.Local)
+		}
+		pos[s.Local.String()] = int(s.ChainPos)
+	}
+	t.Logf("chain positions: %v", pos)
+	for i := 1; i < len(wantChain); i++ {
+		a, b := wantChain[i-1], wantChain[i]
+		if pos[a] <= pos[b] {
+			t.Errorf("chain positions %v: want %s before %s on the chain", pos, a, b)
+		}
+	}
+}

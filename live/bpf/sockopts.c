@@ -57,7 +57,12 @@ typedef struct {
 	__u32 val;
 } kuid_t;
 
+struct hlist_node {
+	struct hlist_node *next;
+} __attribute__((preserve_access_index));
+
 struct sock_common {
+	struct hlist_node skc_node; // in an anonymous union in the kernel
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
 	__be16 skc_dport;
@@ -170,7 +175,9 @@ struct record {
 	__s8 fastreuse;
 	__s8 fastreuseport;
 	__u8 fast_v6only;
-	__u8 pad[3];
+	__u8 pad;
+	__u16 chain;     // UDP: 1 + sockets after this one on its port's chain; 0xffff: too long to walk
+
 	__u8 fast_v4[4];  // bucket: fast_rcv_saddr
 	__u8 laddr[16];   // v4 addresses in the first 4 bytes
 	__u8 raddr[16];
@@ -261,6 +268,24 @@ int tcp_options(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
+// MAX_CHAIN bounds the walk of a UDP port chain (chain_after).
+#define MAX_CHAIN 512
+
+// chain_after counts the sockets that follow skc on its port's hash chain
+// (udptable->hash, linked through skc_node), plus one so that 0 stays
+// "not read". udp_lib_lport_inuse walks that chain from its head, so
+// where each socket of a port sits decides a bind; sock_diag dumps each
+// address family on its own and loses the order across families.
+static __always_inline __u16 chain_after(struct sock_common *skc)
+{
+	struct hlist_node *n = skc->skc_node.next;
+	__u32 i;
+
+	for (i = 0; i < MAX_CHAIN && n; i++)
+		n = n->next;
+	return n ? 0xffff : i + 1;
+}
+
 SEC("iter/udp")
 int udp_options(struct bpf_iter__udp *ctx)
 {
@@ -276,6 +301,7 @@ int udp_options(struct bpf_iter__udp *ctx)
 	r.proto = 17;
 	fill_common(&r, &sk->__sk_common);
 	fill_sock(&r, sk);
+	r.chain = chain_after(&sk->__sk_common);
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
