@@ -140,6 +140,28 @@ func (h *Host) resetPeer(c *Socket) {
 	p.ext.peer = nil
 }
 
+// resetByPeer is a RST from the other end arriving on connection c
+// (tcp_reset → tcp_done): it drops to CLOSE and gives back a port connect()
+// chose. Unlike Reset, a connection still waiting for accept() stays in the
+// queue, as in the kernel (accept hands it out; reads then fail); an
+// orphan leaves every table.
+func (h *Host) resetByPeer(c *Socket) {
+	t := h.tcp
+	if c.Closed() {
+		t.drop(c)
+		return
+	}
+	t.unhashFlow(c)
+	if c.flags&fConnectBind != 0 {
+		t.removeDest(c)
+	}
+	h.connectFailed(c)
+	c.flags |= fWasConnected
+	if c.ext != nil {
+		c.ext.peer = nil
+	}
+}
+
 // drop removes a TCP connection from every table.
 func (t *table) drop(s *Socket) {
 	if s.state == Gone {

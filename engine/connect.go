@@ -176,9 +176,12 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		// A bound port: only the 4-tuple must be unique (__inet_hash_connect
 		// with inet_num set). A TIME_WAIT holder is taken over (tcp_twsk_unique
 		// with twp == NULL does not consult tcp_tw_reuse).
+		// An orphaned FIN_WAIT2 is a timewait sock too once its FIN's ACK
+		// is in (tcp_time_wait(sk, TCP_FIN_WAIT2, ...)): its substate only
+		// stops tcp_tw_reuse, which a bound port never consults.
 		k := MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), dst)
 		if f := t.flowAt(k); f != nil {
-			if f.kind() != kTimeWait || f.state == FinWait2 {
+			if f.kind() != kTimeWait {
 				return failWith(EADDRNOTAVAIL, ruleTupleInUse, f)
 			}
 			recycled = f
@@ -257,6 +260,36 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		}
 		return r
 	}
+	var before Rule
+	if d.Verdict == Deliver && d.Stage == StageEstablished && synchronized(d.Socket) && !h.answerLost(s, src, dst, true, toSelf, target == h) {
+		// A connection of this very 4-tuple whose peer is gone: it answers
+		// the SYN with a challenge ACK (tcp_validate_incoming), the SYN-SENT
+		// client resets it (tcp_rcv_synsent_state_process: an unacceptable
+		// ACK), and the RST, exactly at rcv_nxt, kills it (tcp_reset). The
+		// SYN, retransmitted a second later, finds whatever else is there.
+		target.resetByPeer(d.Socket)
+		before = ruleChallengeACKReset
+		if target.prof.Lookup != LookupLinux {
+			before += Rule("; not modelled for " + target.prof.Name + ": Linux's challenge ACK is used")
+		}
+		d = target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+	}
+	r := h.connectAnswered(s, src, dst, d, toSelf, target)
+	if before != "" {
+		r.Rule = before + "; then " + r.Rule
+	}
+	return r
+}
+
+// synchronized: a connection that answers an unexpected SYN with an ACK,
+// not a connect in progress (a SYN to that is a simultaneous open).
+func synchronized(s *Socket) bool {
+	return s.state == Established || s.state == CloseWait || s.state == FinWait2 && !s.Closed()
+}
+
+// connectAnswered finishes a connect whose SYN reached target and met d
+// there.
+func (h *Host) connectAnswered(s *Socket, src netip.Addr, dst netip.AddrPort, d Delivery, toSelf bool, target *Host) Result {
 	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf, target == h) {
 		h.establish(s)
 		h.setState(s, SynSent)

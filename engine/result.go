@@ -73,6 +73,7 @@ const (
 	ruleSYNNeverArrives        Rule = "the SYN leaves through the bound device, which does not lead to that host: the connect stays in progress"
 	ruleLoopbackSourceDropped  Rule = "the SYN from ::1 is dropped by the receiving host (a loopback source on a non-loopback device): the connect stays in progress"
 	ruleTimeWaitKilled         Rule = "the SYN met a TIME_WAIT connection and no listener: its ACK drew the client's RST, which kills it (tcp_rfc1337 = 0), and the connect is refused"
+	ruleChallengeACKReset      Rule = "the SYN met a connection of the same 4-tuple whose client is gone: its challenge ACK drew the client's RST, which reset it (tcp_validate_incoming, tcp_reset)"
 	ruleConnectedIndeterminate Rule = "connected; which of the listeners sharing the address takes it is indeterminate (Microsoft documents no choice), and socktab queued it on one of them"
 	ruleNotOnDevice            Rule = "the address is not on the device the socket is bound to"
 	ruleDeviceLocal6           Rule = "a device-bound IPv6 socket has no route to a local address of another device"

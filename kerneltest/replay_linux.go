@@ -336,7 +336,12 @@ func (r *replayer) step(st *scenario.Step) Result {
 			closeFD(c)
 		}
 		s.stashed = nil
-		return ok(closeFD(s.fd))
+		local, peer := r.tuple(s)
+		err := closeFD(s.fd)
+		if err == nil && peer.IsValid() {
+			r.settleClose(s.host, local, peer)
+		}
+		return ok(err)
 	}
 	return skip("unknown statement " + string(st.Op))
 }
@@ -610,10 +615,18 @@ func (r *replayer) silentPeer(h *khost, a netip.Addr) {
 }
 
 // synRetransmitted reports whether the kernel sent a connecting socket's
-// SYN again: the first one met silence for a whole retransmission timeout.
+// SYN again because the first one met silence for a whole retransmission
+// timeout. A socket that did hear an answer (a challenge ACK from an old
+// connection of the 4-tuple, which it reset) retransmits too, and its
+// retransmitted SYN is answered: only a second retransmission says silence
+// there.
 func synRetransmitted(fd int) bool {
 	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	return err == nil && (ti.Retransmits > 0 || ti.Total_retrans > 0)
+	if err != nil {
+		return false
+	}
+	n := max(uint32(ti.Retransmits), ti.Total_retrans)
+	return n > 1 || n == 1 && ti.Segs_in == 0
 }
 
 // errPending is a connect still in progress at the deadline.

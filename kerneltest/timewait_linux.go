@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/socktab/socktab/engine"
 )
 
 // timeWaitLen is how long Linux keeps a TIME_WAIT socket, and by default
@@ -75,6 +79,68 @@ func (r *replayer) settle() {
 				return nil
 			})
 		}
+		if !busy || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// tuple is the local and peer endpoints of a connected TCP socket whose
+// peer is a host of the scenario, or zero values.
+func (r *replayer) tuple(s *ksock) (local, peer netip.AddrPort) {
+	if s.proto != engine.TCP {
+		return
+	}
+	pa, err := unix.Getpeername(s.fd)
+	if err != nil {
+		return
+	}
+	la, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return
+	}
+	local, peer = sockaddrAP(la), sockaddrAP(pa)
+	if r.hostOf(peer.Addr().Unmap().WithZone("")) == nil {
+		return netip.AddrPort{}, netip.AddrPort{}
+	}
+	return local, peer
+}
+
+func sockaddrAP(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// settleClose waits until the connection local-peer just closed on h is
+// past its FIN exchange (no longer FIN-WAIT-1, CLOSING or LAST-ACK). The
+// peer acknowledges a FIN with a delayed ACK (tcp_fin puts it in pingpong
+// mode), so for tens of milliseconds the orphan is a full socket, which a
+// connect over its 4-tuple cannot take over (EADDRNOTAVAIL); once the ACK
+// is in, it is a timewait sock (tcp_time_wait with TCP_FIN_WAIT2), which
+// it can. The engine models the settled state: the replay waits for it,
+// on the state, with settleWait as a deadline only.
+func (r *replayer) settleClose(h *khost, local, peer netip.AddrPort) {
+	deadline := time.Now().Add(settleWait)
+	for {
+		busy := false
+		r.inHost(h, func() error {
+			for _, s := range sockets() {
+				if s.local.Addr().Unmap() == local.Addr().Unmap() && s.local.Port() == local.Port() &&
+					s.peer.Addr().Unmap() == peer.Addr().Unmap() && s.peer.Port() == peer.Port() {
+					switch s.state {
+					case "FIN-WAIT-1", "CLOSING", "LAST-ACK":
+						busy = true
+					}
+				}
+			}
+			return nil
+		})
 		if !busy || time.Now().After(deadline) {
 			return
 		}
