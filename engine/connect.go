@@ -44,6 +44,26 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	}
 	v4 := a.Unmap()
 	fixed := s.fixedSource(v4.Is4())
+	if fixed.IsMulticast() || h.isBroadcast(fixed) {
+		if s.fam == Inet6 && fixed.Is4() {
+			// __inet6_bind keeps a v4-mapped source as it was given, and
+			// the IPv4 route refuses it (ip_route_output_key_hash_rcu:
+			// a multicast or limited broadcast source is EINVAL, any other
+			// address no device has ENETUNREACH).
+			if v4.Is4() {
+				if fixed.IsMulticast() || fixed == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+					return fail(EINVAL, ruleGroupSourceMapped)
+				}
+				return fail(ENETUNREACH, ruleGroupSourceMapped)
+			}
+		} else {
+			// A bind to a multicast or broadcast address sets only the
+			// receiving address: the source is left to the route
+			// (inet_bind: "inet_saddr = 0 /* Use device */"; __inet6_bind
+			// leaves np->saddr unset for a multicast address).
+			fixed = netip.Addr{}
+		}
+	}
 	srcFixed := fixed.IsValid()
 	toSelf := v4.IsUnspecified() // the kernel routes 0.0.0.0 / :: through loopback, whatever the device
 	if toSelf {
