@@ -135,3 +135,49 @@ func TestTimeWaitExpiresAfterSkippedScans(t *testing.T) {
 		t.Fatalf("%d sockets at 81 s, want 0", got)
 	}
 }
+
+// A bound connect over the 4-tuple of a closed client's connection whose
+// server end stays in CLOSE_WAIT (kernel replay, wide seeds 3888 and
+// 5157): the orphaned FIN_WAIT2 is taken over, the server end answers the
+// SYN with a challenge ACK, the client's RST kills it, and the
+// retransmitted SYN reaches the listener, behind the reset connection in
+// its queue. Other profiles say Linux's rules were used.
+func TestSYNToOrphanedCloseWait(t *testing.T) {
+	for _, p := range []*Profile{Linux, FreeBSD} {
+		h := NewNetwork(p, 1).AddHost("h")
+		l, _ := h.NewSocket(Inet, TCP, 0)
+		srv := netip.MustParseAddrPort("127.0.0.1:5000")
+		cli := netip.MustParseAddrPort("127.0.0.1:5003")
+		h.SetReuseAddr(l, true)
+		h.Bind(l, srv)
+		h.Listen(l)
+		c, _ := h.NewSocket(Inet, TCP, 0)
+		h.SetReuseAddr(c, true)
+		h.Bind(c, cli)
+		if r := h.Connect(c, srv); r.Err != OK {
+			t.Fatalf("%s: connect: %v", p.Name, r.Err)
+		}
+		h.Close(c)
+		old := l.Queue()[0]
+		if old.State() != CloseWait {
+			t.Fatalf("%s: server end in %v, want CLOSE-WAIT", p.Name, old.State())
+		}
+		d, _ := h.NewSocket(Inet, TCP, 0)
+		h.SetReuseAddr(d, true)
+		h.Bind(d, cli)
+		r := h.Connect(d, srv)
+		if r.Err != OK || !contains(string(r.Rule), "challenge ACK") {
+			t.Fatalf("%s: connect over the orphan: %v %q, want ok through the challenge ACK", p.Name, r.Err, r.Rule)
+		}
+		if note := contains(string(r.Rule), "not modelled"); note != (p != Linux) {
+			t.Errorf("%s: trace %q says what is not modelled: %v", p.Name, r.Rule, note)
+		}
+		q := l.Queue()
+		if len(q) != 2 || q[0] != old || old.State() != Closed || q[1].State() != Established {
+			t.Fatalf("%s: queue %v, want the reset connection, then the new one", p.Name, q)
+		}
+		if c.State() != Gone {
+			t.Errorf("%s: the orphan is %v, want gone (taken over)", p.Name, c.State())
+		}
+	}
+}

@@ -144,9 +144,17 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		return h.connectUDP(s, src, rdst)
 	}
 	chose := s.flags&fHasPort == 0
+	takeOver := false
+	if !chose && h.prof.Lookup != LookupLinux {
+		f := h.tcp.flowAt(MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), rdst))
+		takeOver = f != nil && f.kind() == kTimeWait
+	}
 	r := h.connectTCP(s, src, rdst, toSelf)
 	if chose && h.prof.connectNote != "" && s.flags&fHasPort != 0 {
 		r.Rule += Rule("; " + h.prof.connectNote)
+	}
+	if takeOver {
+		r.Rule += Rule("; not modelled for " + h.prof.Name + ": Linux's take-over of a TIME_WAIT or orphaned FIN_WAIT2 4-tuple (tcp_twsk_unique) is used")
 	}
 	return r
 }
