@@ -76,6 +76,9 @@ func (h *Host) Close(s *Socket) Result {
 			ph := p.host()
 			ph.setState(p, TimeWait)
 			p.x().until = h.net.now + ph.prof.TimeWait
+			// Both ends are done with each other: the TIME_WAIT end must
+			// not keep this one (and its listener) in memory for 60 s.
+			p.ext.peer, s.ext.peer = nil, nil
 		}
 		t.drop(s)
 	default:
@@ -105,16 +108,19 @@ func (s *Socket) host() *Host {
 
 func (h *Host) setState(s *Socket, st State) {
 	t := h.table(s.proto)
-	flow := s.proto == TCP && t.flowAt(flowKeyOf(s)) == s
-	if flow {
-		t.unhashFlow(s)
-	}
-	if s.flags&fHasPort != 0 {
+	in := s.flags & (fInFlows | fInTWs)
+	if s.flags&fHasPort != 0 && kindOf(st, s.Closed()) != s.kind() {
 		t.reown(s, func() { s.state = st })
 	} else {
+		// The bind rules read the state only through its kind
+		// (ESTABLISHED to CLOSE_WAIT, an orphan's FIN_WAIT2 to
+		// TIME_WAIT): the socket stays where it is in its port's classes.
 		s.state = st
 	}
-	if flow {
+	// A connection moves between the two maps only when its kind does
+	// (to or from an orphan's TIME_WAIT); its key stays the same.
+	if s.proto == TCP && in != 0 && in != t.hashedIn(s) {
+		t.unhashFlow(s)
 		t.hashFlow(s)
 	}
 }

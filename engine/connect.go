@@ -434,8 +434,15 @@ func carries(i *Iface, a netip.Addr) bool {
 // queues it for accept(). The child inherits the listener's options, owner
 // and port (inet_csk_clone_lock, __inet_inherit_port).
 func (h *Host) spawnChild(l *Socket, local, remote netip.AddrPort) *Socket {
-	c := &Socket{fam: l.fam, proto: TCP, uid: l.uid, ext: &sockExt{parent: l, dev: l.device()}, state: Established,
+	// A child always has its extension (parent, peer): both in one allocation.
+	b := &struct {
+		s Socket
+		x sockExt
+	}{}
+	c := &b.s
+	*c = Socket{fam: l.fam, proto: TCP, uid: l.uid, ext: &b.x, state: Established,
 		flags: l.flags & (fReuseAddr | fReusePort | fV6Only | fFreeBind)}
+	b.x = sockExt{parent: l, dev: l.device()}
 	c.flags |= fHasPort | fHasAddr
 	c.local = ep(netip.AddrPortFrom(sockForm(l.fam, local.Addr()), local.Port()))
 	c.remote = ep(netip.AddrPortFrom(sockForm(l.fam, remote.Addr()), remote.Port()))
@@ -613,7 +620,12 @@ func (h *Host) Accept(l *Socket) (*Socket, Result) {
 		return nil, fail(EAGAIN, ruleAcceptEmpty)
 	}
 	c := q[0]
-	l.ext.queue = q[1:]
+	q[0] = nil
+	if len(q) == 1 {
+		l.ext.queue = q[:0] // keeps its room: the next child does not allocate
+	} else {
+		l.ext.queue = q[1:]
+	}
 	c.flags |= fAccepted
 	return c, Result{Rule: ruleAccepted, Other: c, Local: c.local.AP(), Remote: c.remote.AP()}
 }

@@ -27,6 +27,8 @@ const (
 	fWasConnected                    // the connection was reset: the socket layer still says connected (SS_CONNECTED)
 	fMcAll4                          // IP_MULTICAST_ALL: on by default for AF_INET sockets only (inet_create)
 	fMcAll6                          // IPV6_MULTICAST_ALL: on by default (inet6_create)
+	fInFlows                         // TCP: entered in table.flows (hashFlow)
+	fInTWs                           // TCP: entered in table.tws (hashFlow)
 )
 
 // Socket is one socket of a host. Fields are read through methods; the
@@ -178,12 +180,15 @@ func (s *Socket) SetName(n string) {
 }
 
 // kind is how the bind rules see the socket's state.
-func (s *Socket) kind() kind {
-	switch s.state {
+func (s *Socket) kind() kind { return kindOf(s.state, s.Closed()) }
+
+// kindOf is the kind of a socket in state st, closed or not.
+func kindOf(st State, closed bool) kind {
+	switch st {
 	case Listen:
 		return kListen
 	case TimeWait, FinWait2:
-		if s.Closed() {
+		if closed {
 			return kTimeWait // an orphan: Linux keeps it as a timewait sock
 		}
 		return kConnected

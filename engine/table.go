@@ -547,30 +547,47 @@ func (t *table) expireTimeWait(now time.Duration) {
 }
 
 // hashFlow enters a TCP connection in the map its state belongs to.
+// The socket's flags say which map it was entered in, so leaving costs one
+// map, not a probe of both.
 func (t *table) hashFlow(s *Socket) {
 	k := flowKeyOf(s)
 	if s.kind() == kTimeWait {
 		t.tws[k] = s
+		s.flags |= fInTWs
 	} else {
 		t.flows[k] = s
+		s.flags |= fInFlows
 	}
 	if s.device() != 0 {
 		t.devFlows++
 	}
 }
 
+// hashedIn is the connection map hashFlow puts s in for its state now.
+func (t *table) hashedIn(s *Socket) sflags {
+	if s.kind() == kTimeWait {
+		return fInTWs
+	}
+	return fInFlows
+}
+
 // unhashFlow removes a TCP connection from the connection maps.
 func (t *table) unhashFlow(s *Socket) {
+	if s.flags&(fInFlows|fInTWs) == 0 {
+		return
+	}
 	k := flowKeyOf(s)
 	found := false
-	if t.flows[k] == s {
+	// An entry another socket took over since (same 4-tuple) stays.
+	if s.flags&fInFlows != 0 && t.flows[k] == s {
 		delete(t.flows, k)
 		found = true
 	}
-	if t.tws[k] == s {
+	if s.flags&fInTWs != 0 && t.tws[k] == s {
 		delete(t.tws, k)
 		found = true
 	}
+	s.flags &^= fInFlows | fInTWs
 	if found && s.device() != 0 {
 		t.devFlows--
 	}
