@@ -41,14 +41,14 @@ func parseNetwork(network string) (netSpec, error) {
 var services = map[string]uint16{"http": 80, "https": 443, "domain": 53, "ssh": 22, "ntp": 123, "smtp": 25}
 
 func parsePort(s string) (uint16, bool) {
-	if p, ok := services[strings.ToLower(s)]; ok {
-		return p, true
-	}
 	if s == "" {
 		return 0, true
 	}
-	v, err := strconv.ParseUint(s, 10, 16)
-	return uint16(v), err == nil
+	if v, err := strconv.ParseUint(s, 10, 16); err == nil {
+		return uint16(v), true
+	}
+	p, ok := services[strings.ToLower(s)]
+	return p, ok
 }
 
 // inetAddrs resolves "host:port" for network spec: the candidates to dial
@@ -56,8 +56,9 @@ func parsePort(s string) (uint16, bool) {
 // first IPv4 address of a name unless the network is IPv6-only). An empty
 // host is the wildcard (invalid Addr) for a listener and 0.0.0.0 / :: for
 // a dialer ("the local system"). Addresses of the wrong family for tcp4 /
-// tcp6 are filtered out.
-func (n *Network) inetAddrs(spec netSpec, address string, listen bool) ([]netip.AddrPort, error) {
+// tcp6 are filtered out. The candidates are appended to buf[:0], so a
+// caller's small array holds the usual one or two without an allocation.
+func (n *Network) inetAddrs(spec netSpec, address string, listen bool, buf []netip.AddrPort) ([]netip.AddrPort, error) {
 	host, ps, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
@@ -66,20 +67,23 @@ func (n *Network) inetAddrs(spec netSpec, address string, listen bool) ([]netip.
 	if !ok {
 		return nil, &net.AddrError{Err: "invalid port", Addr: address}
 	}
+	out := buf[:0]
 	if host == "" {
-		if listen {
-			return []netip.AddrPort{netip.AddrPortFrom(netip.Addr{}, port)}, nil
+		switch {
+		case listen:
+			return append(out, netip.AddrPortFrom(netip.Addr{}, port)), nil
+		case spec.only6:
+			return append(out, netip.AddrPortFrom(netip.IPv6Unspecified(), port)), nil
 		}
-		if spec.only6 {
-			return []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Unspecified(), port)}, nil
-		}
-		return []netip.AddrPort{netip.AddrPortFrom(netip.IPv4Unspecified(), port)}, nil
+		return append(out, netip.AddrPortFrom(netip.IPv4Unspecified(), port)), nil
 	}
-	addrs, err := n.resolve(host)
-	if err != nil {
+	var literal [1]netip.Addr
+	addrs := literal[:]
+	if a, err := netip.ParseAddr(host); err == nil {
+		literal[0] = a.WithZone("")
+	} else if addrs, err = n.resolve(host); err != nil {
 		return nil, err
 	}
-	var out []netip.AddrPort
 	for _, a := range addrs {
 		v4 := a.Unmap().Is4()
 		if (spec.only4 && !v4) || (spec.only6 && v4 && !a.Is4In6()) {

@@ -52,6 +52,9 @@ type Conn struct {
 	admit     chan struct{} // closed when a full accept queue takes the connection
 	refused   bool          // the listener closed while the dial waited
 	listenerL *Listener     // the listener whose queue holds the server end
+	prev      *Conn         // the network's list of open ends (addConn)
+	next      *Conn
+	listed    bool
 }
 
 // connBlock holds a connection's pair and both ends in one allocation.
@@ -336,7 +339,7 @@ func (c *Conn) Close() error {
 	}
 	in.release()
 	pr.mu.Unlock()
-	delete(n.conns, c.sock)
+	n.dropConn(c)
 	if c.sock != nil {
 		if abort && !pr.unix {
 			c.h.eng.Abort(c.sock)

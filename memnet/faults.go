@@ -52,6 +52,17 @@ func (l *link) healCh() chan struct{} {
 	return l.healed
 }
 
+// clear reports whether the link neither is cut nor delays: a connect
+// across it needs no wait (no link at all is clear).
+func (l *link) clear() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.down && l.latency == 0
+}
+
 func (l *link) delay() time.Duration {
 	if l == nil {
 		return 0

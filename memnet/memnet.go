@@ -34,7 +34,7 @@ type Network struct {
 
 	listeners map[*engine.Socket]*Listener
 	packets   map[*engine.Socket]*PacketConn
-	conns     map[*engine.Socket]*Conn // stream ends, for the listing's queues
+	conns     *Conn // the open stream ends, a list through Conn.next, for the listing's queues
 	links     map[[2]*Host]*link
 	rng       uint64
 	topo      uint64 // bumped when a host, address or route is added: cached routes are stale
@@ -44,7 +44,7 @@ type Network struct {
 // operation of the network's hosts (and by Err).
 func New(o Options) *Network {
 	n := &Network{start: time.Now(), listeners: map[*engine.Socket]*Listener{},
-		packets: map[*engine.Socket]*PacketConn{}, conns: map[*engine.Socket]*Conn{}, links: map[[2]*Host]*link{}, rng: o.Seed*0x9e3779b97f4a7c15 + 1}
+		packets: map[*engine.Socket]*PacketConn{}, links: map[[2]*Host]*link{}, rng: o.Seed*0x9e3779b97f4a7c15 + 1}
 	name := o.OS
 	if name == "" {
 		name = "linux"
@@ -56,6 +56,32 @@ func New(o Options) *Network {
 	}
 	n.eng = engine.NewNetwork(p, o.Seed)
 	return n
+}
+
+// addConn and dropConn keep the list of open stream ends (n.mu held): a
+// list, not a map, because every connection enters and leaves it and only
+// the listing reads it.
+func (n *Network) addConn(c *Conn) {
+	c.prev, c.next, c.listed = nil, n.conns, true
+	if n.conns != nil {
+		n.conns.prev = c
+	}
+	n.conns = c
+}
+
+func (n *Network) dropConn(c *Conn) {
+	if !c.listed {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		n.conns = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next, c.listed = nil, nil, false
 }
 
 // Err is the network's configuration error, or nil.
@@ -207,14 +233,11 @@ func (h *Host) Remove(path string) error {
 	return nil
 }
 
-// resolve turns a host part into addresses the way a program's resolver
-// would here: IP literals as they are, "localhost" to 127.0.0.1 and ::1,
+// resolve turns a host name into addresses the way a program's resolver
+// would here (inetAddrs takes IP literals as they are): "localhost" to 127.0.0.1 and ::1,
 // a host's name to its non-loopback addresses (IPv4 first), anything else
 // a *net.DNSError that IsNotFound.
 func (n *Network) resolve(host string) ([]netip.Addr, error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a.WithZone("")}, nil
-	}
 	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}, nil
 	}

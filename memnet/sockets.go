@@ -18,14 +18,21 @@ func (h *Host) Sockets() []report.Socket {
 	n := h.n
 	n.lock()
 	defer n.unlock()
+	conns := map[*engine.Socket]*Conn{}
+	for c := n.conns; c != nil; c = c.next {
+		if c.h == h && c.sock != nil {
+			conns[c.sock] = c
+		}
+	}
 	var out []report.Socket
 	for _, s := range h.eng.Sockets() {
-		out = append(out, h.listingOf(s))
+		out = append(out, h.listingOf(s, conns[s]))
 	}
 	return out
 }
 
-func (h *Host) listingOf(s *engine.Socket) report.Socket {
+// listingOf is socket s as a row of the listing; c is its stream end, if any.
+func (h *Host) listingOf(s *engine.Socket, c *Conn) report.Socket {
 	j := report.Socket{Family: s.Family().String(), State: stateName(s), Netns: h.name,
 		Processes: []report.Process{}, OptionsSource: live.SourceKernel}
 	if s.State() != engine.TimeWait {
@@ -60,8 +67,7 @@ func (h *Host) listingOf(s *engine.Socket) report.Socket {
 		j.Options = &live.SockOpts{ReuseAddr: s.ReuseAddr(), ReusePort: s.ReusePort(), V6Only: s.V6Only(), Device: s.Device()}
 	}
 	switch {
-	case h.n.conns[s] != nil:
-		c := h.n.conns[s]
+	case c != nil:
 		c.pr.mu.Lock()
 		j.RecvQ = uint32(c.in().n)     // bytes the peer wrote that this end has not read
 		j.SendQ = uint32(c.out().held) // written, still on the link (latency)

@@ -124,7 +124,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if len(l.queue) > 0 {
 			c := l.queue[0]
 			l.queue[0] = nil
-			l.queue = l.queue[1:]
+			if len(l.queue) == 1 {
+				l.queue = l.queue[:0] // keeps its room: the next connection does not allocate
+			} else {
+				l.queue = l.queue[1:]
+			}
 			l.h.eng.Accept(l.sock)
 			if len(l.queue) > l.backlog {
 				if w := l.queue[l.backlog].peer(); w != nil && w.admit != nil {
@@ -162,7 +166,7 @@ func (l *Listener) Close() error {
 	l.closed = true
 	close(l.done)
 	for _, c := range l.queue {
-		delete(n.conns, c.sock)
+		n.dropConn(c)
 		pr := c.pr
 		pr.mu.Lock()
 		c.closed = true
@@ -204,7 +208,8 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 	if spec.unix() {
 		return lc.listenUnix(spec, address)
 	}
-	aps, err := h.n.inetAddrs(spec, address, true)
+	var buf [2]netip.AddrPort
+	aps, err := h.n.inetAddrs(spec, address, true, buf[:])
 	if err != nil {
 		return nil, plainOpError("listen", network, nil, nil, err)
 	}
@@ -308,7 +313,8 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if spec.unix() {
 		return d.dialUnix(ctx, spec, address)
 	}
-	aps, err := h.n.inetAddrs(spec, address, false)
+	var buf [2]netip.AddrPort
+	aps, err := h.n.inetAddrs(spec, address, false, buf[:])
 	if err != nil {
 		return nil, plainOpError("dial", network, nil, nil, err)
 	}
@@ -357,9 +363,8 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	if fam == engine.Inet6 && remote.Addr().Is4() {
 		dst = netip.AddrPortFrom(netip.AddrFrom16(remote.Addr().As16()), remote.Port())
 	}
-	raddr := tcpAddr(remote)
 	fail := func(call string, r engine.Result) error {
-		return opError("dial", spec.name, nil, raddr, call, sysErr(r))
+		return opError("dial", spec.name, nil, tcpAddr(remote), call, sysErr(r))
 	}
 	n.lock()
 	s, call, r := h.socket(fam, engine.TCP, v6only, d.SockOpts, false)
@@ -381,24 +386,26 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	if target != nil && target != h {
 		lk = n.linkOf(h, target)
 	}
-	n.unlock()
-	// The SYN crosses the link: a partition holds it (retransmits) until
-	// the link heals, the context ends or the OS gives up.
-	if err := waitLink(ctx, lk); err != nil {
-		n.lock()
-		h.eng.Close(s)
+	if !lk.clear() {
 		n.unlock()
-		return nil, d.ctxErr(spec, raddr, err)
-	}
-	if lat := lk.delay(); lat > 0 {
-		if err := sleepCtx(ctx, 2*lat); err != nil {
+		// The SYN crosses the link: a partition holds it (retransmits)
+		// until the link heals, the context ends or the OS gives up.
+		if err := waitLink(ctx, lk); err != nil {
 			n.lock()
 			h.eng.Close(s)
 			n.unlock()
-			return nil, d.ctxErr(spec, raddr, err)
+			return nil, d.ctxErr(spec, tcpAddr(remote), err)
 		}
+		if lat := lk.delay(); lat > 0 {
+			if err := sleepCtx(ctx, 2*lat); err != nil {
+				n.lock()
+				h.eng.Close(s)
+				n.unlock()
+				return nil, d.ctxErr(spec, tcpAddr(remote), err)
+			}
+		}
+		n.lock()
 	}
-	n.lock()
 	r = h.eng.Connect(s, dst)
 	if r.Err == engine.EINPROGRESS || (r.Err == engine.OK && r.Other == nil) {
 		// The answer never comes (the engine's lost-answer cases), or no
@@ -409,9 +416,9 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 		h.eng.Close(s)
 		n.unlock()
 		if err == nil {
-			err = opError("dial", spec.name, nil, raddr, "connect", syscall.ETIMEDOUT)
+			err = opError("dial", spec.name, nil, tcpAddr(remote), "connect", syscall.ETIMEDOUT)
 		} else {
-			err = d.ctxErr(spec, raddr, err)
+			err = d.ctxErr(spec, tcpAddr(remote), err)
 		}
 		return nil, err
 	}
@@ -431,7 +438,8 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	_, c, sc := newPair(h, target, false)
 	c.h, c.sock, c.network, c.lap, c.rap = h, s, spec.name, s.Local(), s.Remote()
 	sc.h, sc.sock, sc.network, sc.lap, sc.rap, sc.listenerL = target, child, l.network, child.Local(), child.Remote(), l
-	n.conns[s], n.conns[child] = c, sc
+	n.addConn(c)
+	n.addConn(sc)
 	l.queue = append(l.queue, sc)
 	admitted := len(l.queue) <= l.backlog+1
 	if !admitted {
@@ -456,14 +464,14 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	refused, waiting := c.refused, c.admit != nil
 	if ctxErr != nil && waiting {
 		l.queue = removeConn(l.queue, sc)
-		delete(n.conns, s)
-		delete(n.conns, child)
+		n.dropConn(c)
+		n.dropConn(sc)
 		target.eng.Abort(child)
 		h.eng.Close(s)
-		return nil, d.ctxErr(spec, raddr, ctxErr)
+		return nil, d.ctxErr(spec, tcpAddr(remote), ctxErr)
 	}
 	if refused {
-		delete(n.conns, s)
+		n.dropConn(c)
 		h.eng.Close(s)
 		return nil, fail("connect", engine.Result{Err: engine.ECONNREFUSED, Rule: "the listener closed while the connection waited for room in its queue"})
 	}

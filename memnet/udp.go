@@ -105,7 +105,8 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address strin
 		n.packets[s] = pc
 		return pc, nil
 	}
-	aps, err := n.inetAddrs(spec, address, true)
+	var buf [2]netip.AddrPort
+	aps, err := n.inetAddrs(spec, address, true, buf[:])
 	if err != nil {
 		return nil, plainOpError("listen", network, nil, nil, err)
 	}

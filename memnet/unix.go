@@ -86,7 +86,8 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 	_, c, sc := newPair(h, h, true)
 	c.h, c.sock, c.network, c.laddr, c.raddr = h, s, spec.name, unnamed(spec.name), raddr
 	sc.h, sc.sock, sc.network, sc.laddr, sc.raddr, sc.listenerL = h, child, spec.name, &net.UnixAddr{Name: path, Net: spec.name}, unnamed(spec.name), l
-	n.conns[s], n.conns[child] = c, sc
+	n.addConn(c)
+	n.addConn(sc)
 	l.queue = append(l.queue, sc)
 	signal(l.ready)
 	return c, nil
