@@ -101,6 +101,10 @@ const (
 	// SourceSocket: read with getsockopt on a duplicate of an owner's
 	// descriptor (pidfd_getfd); TIME-WAIT and unowned sockets stay unknown.
 	SourceSocket = "socket"
+	// SourceMemnet: not read from any kernel: a memnet socket's options are
+	// the ones its program set (or Go's defaults), known exactly
+	// (memnet.Host.Sockets).
+	SourceMemnet = "memnet"
 )
 
 // Options sources a reader may be asked to use (Options.SockOpts).

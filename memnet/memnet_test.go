@@ -358,6 +358,14 @@ func TestSocketsListing(t *testing.T) {
 		socks[1].State != "ESTAB" || socks[1].Remote == nil || netip.MustParseAddrPort(*socks[1].Remote).Addr().Unmap().String() != c.LocalAddr().(*net.TCPAddr).IP.String() {
 		t.Fatalf("listing: %+v", socks)
 	}
+	// The options are the ones the program set, not read from a kernel:
+	// Go's SO_REUSEADDR on the listener, inherited by the accepted end,
+	// and none on the dialer's end.
+	for _, so := range append(socks, client.Sockets()...) {
+		if want := so.Netns == "web"; so.OptionsSource != "memnet" || so.Options == nil || so.Options.ReuseAddr != want {
+			t.Fatalf("%s %s: options %+v from %q, want SO_REUSEADDR %v from memnet", so.Netns, so.State, so.Options, so.OptionsSource, want)
+		}
+	}
 	if txt := web.String(); !strings.Contains(txt, "*:8080") || !strings.Contains(txt, "ESTAB") {
 		t.Fatalf("table:\n%s", txt)
 	}

@@ -34,7 +34,7 @@ func (h *Host) Sockets() []report.Socket {
 // listingOf is socket s as a row of the listing; c is its stream end, if any.
 func (h *Host) listingOf(s *engine.Socket, c *Conn) report.Socket {
 	j := report.Socket{Family: s.Family().String(), State: stateName(s), Netns: h.name,
-		Processes: []report.Process{}, OptionsSource: live.SourceKernel}
+		Processes: []report.Process{}, OptionsSource: live.SourceMemnet}
 	if s.State() != engine.TimeWait {
 		uid := s.UID()
 		j.UID = &uid

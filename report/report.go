@@ -59,7 +59,8 @@ type Socket struct {
 	Processes []Process `json:"processes"`
 	// Options are null when not read; OptionsSource is "kernel" (BPF
 	// iterator), "socket" (getsockopt on an owner's descriptor),
-	// "inferred" (bind/who: not read, assumed) or "unknown".
+	// "inferred" (bind/who: not read, assumed), "unknown", or "memnet"
+	// (memnet's listing: the options its program set, known exactly).
 	Options       *live.SockOpts `json:"options"`
 	OptionsSource string         `json:"options_source"`
 }
