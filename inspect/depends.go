@@ -47,12 +47,17 @@ type unknownGroup struct {
 	// sockets were not placed on the port's chain by the BPF reader:
 	// which family was bound more recently is unknown (load's v6First).
 	order bool
+	// cache marks the pseudo-group of a TCP port whose bind-bucket cache
+	// nobody read (engine.Host.BindBucketKnown): tried as the full check
+	// alone (0) and as a cache that lets the bind question's socket
+	// through (1), see cacheLetsThrough.
+	cache *BindRequest
 }
 
 // values is how many option values the group is tried with: an index's
 // bit 0 is SO_REUSEADDR, bit 1 SO_REUSEPORT, bit 2 IPV6_V6ONLY (when v6).
 func (g *unknownGroup) values() int {
-	if g.order {
+	if g.order || g.cache != nil {
 		return 2
 	}
 	if g.v6 {
@@ -162,9 +167,16 @@ func (v *portView) load(vals []int) (*Table, error) {
 	snap := v.snap
 	snap.Sockets = slices.Clone(v.snap.Sockets)
 	v6First := false
+	var cache *BindRequest
 	for gi, g := range v.groups {
 		if g.order {
 			v6First = vals[gi] == 1
+			continue
+		}
+		if g.cache != nil {
+			if vals[gi] == 1 {
+				cache = g.cache
+			}
 			continue
 		}
 		ov := optionValues[vals[gi]&3]
@@ -183,7 +195,28 @@ func (v *portView) load(vals []int) (*Table, error) {
 			ls.OptsSource = "assumed"
 		}
 	}
-	return load(&snap, v6First)
+	t, err := load(&snap, v6First)
+	if err != nil || cache == nil {
+		return t, err
+	}
+	return t, t.Host.SetBindBucket(engine.TCP, cache.Addr.Port(), cacheLetsThrough(*cache))
+}
+
+// cacheLetsThrough is the bind-bucket cache under which r's socket skips
+// inet_csk_get_port's conflict check on Linux 6.18 (sk_reuseport_match):
+// FASTREUSEPORT_STRICT, last reset by a SO_REUSEPORT socket of r's owner
+// on r's own address. The kernel holds such a cache when that socket
+// joined the port after every holder that refuses r now (an earlier
+// SO_REUSEADDR holder that has started listening since, say, or one that
+// has left) and only matching sharers joined after it. Without SO_REUSEPORT
+// nothing lets r through: on 6.18 no join sets tb->fastreuse.
+func cacheLetsThrough(r BindRequest) engine.BindBucket {
+	fam := engine.Inet
+	if r.Addr.Addr().Is6() {
+		fam = engine.Inet6
+	}
+	return engine.BindBucket{FastReuseport: engine.FastReuseportStrict, FastUID: r.UID,
+		FastIPv6Only: r.V6Only, FastFamily: fam, FastRcvSaddr: r.Addr.Addr()}
 }
 
 // vary evaluates eval on the port's table under the possible values of
@@ -260,8 +293,8 @@ func distinct(results map[string]string) int {
 func (v *portView) inferredValues(t *Table) []int {
 	base := make([]int, len(v.groups))
 	for gi, g := range v.groups {
-		if g.order {
-			continue // Load's choice: IPv4 first
+		if g.order || g.cache != nil {
+			continue // Load's choices: IPv4 first, no fast path
 		}
 		ls := &v.snap.Sockets[g.idx[0]]
 		for s, l := range t.bySock {
@@ -311,6 +344,10 @@ func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good 
 			}
 		}
 		if !matters {
+			continue
+		}
+		if g.cache != nil {
+			words = append(words, fmt.Sprintf("%s: the bind succeeds only if the kernel's cache (tb->fastreuseport, read only by the BPF reader) was last reset by a SO_REUSEPORT socket of uid %d on %s, which lets it skip the conflict check", g.desc, g.cache.UID, g.cache.Addr.Addr()))
 			continue
 		}
 		if g.order {
@@ -407,6 +444,11 @@ func (t *Table) Bind(r BindRequest) (BindAnswer, error) {
 		return a, nil // the port is the kernel's choice among all free ones
 	}
 	v := t.portView(r.Proto, r.Addr.Port())
+	if a.Answer == AnswerFails && r.Proto == engine.TCP && r.ReusePort && !t.Host.BindBucketKnown(engine.TCP, r.Addr.Port()) {
+		// The full check refused it, but the kernel may never run it.
+		v.groups = append(v.groups, unknownGroup{cache: &r,
+			desc: fmt.Sprintf("the bind-bucket cache of tcp port %d", r.Addr.Port())})
+	}
 	if len(v.groups) == 0 {
 		return a, nil
 	}

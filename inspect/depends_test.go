@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -169,5 +170,65 @@ func TestBindUDPChainOrderAcrossFamilies(t *testing.T) {
 	v4 := BindRequest{Proto: engine.UDP, Addr: ap("0.0.0.0:7001"), ReusePort: true}
 	if a := bindAnswer(t, udpOrderSnapshot([2]uint16{}), v4); a.Answer != AnswerOK {
 		t.Errorf("0.0.0.0:7001 with SO_REUSEPORT: %+v, want ok", a)
+	}
+}
+
+// cacheSnapshot: uid 1000's SO_REUSEADDR listener on 127.0.0.1:7400, its
+// options read; buckets is what the BPF reader saw of the port's cache
+// (nil: not read).
+func cacheSnapshot(buckets []live.BindBucket) *live.Snapshot {
+	return &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
+		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("127.0.0.1:7400"), UID: 1000,
+				Opts: &live.SockOpts{ReuseAddr: true}, OptsSource: live.SourceSocket},
+		},
+		Buckets: buckets,
+	}
+}
+
+func TestBindDependsOnBucketCache(t *testing.T) {
+	// The full check refuses a SO_REUSEPORT bind of uid 0 on 0.0.0.0:7400
+	// (uid 1000 listens on 127.0.0.1), but a cache last reset by a
+	// SO_REUSEPORT socket of uid 0 on 0.0.0.0 (which joined while the
+	// listener was still only bound with SO_REUSEADDR) lets it through.
+	r := BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:7400"), ReusePort: true}
+	a := bindAnswer(t, cacheSnapshot(nil), r)
+	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 ||
+		!strings.Contains(a.Unknowns[0], "the bind-bucket cache of tcp port 7400: the bind succeeds only if the kernel's cache") {
+		t.Errorf("cache not read: %+v, want depends naming the bucket cache", a)
+	}
+	// Read: exact either way.
+	none := []live.BindBucket{{Port: 7400, FastFamily: "inet"}}
+	if a := bindAnswer(t, cacheSnapshot(none), r); a.Answer != AnswerFails || a.Inferred {
+		t.Errorf("cache read, no fast path: %+v, want fails", a)
+	}
+	strict := []live.BindBucket{{Port: 7400, FastReuseport: 2, FastUID: 0, FastFamily: "inet", FastRcvSaddr: netip.IPv4Unspecified()}}
+	if a := bindAnswer(t, cacheSnapshot(strict), r); a.Answer != AnswerOK {
+		t.Errorf("cache read, strict on uid 0 0.0.0.0: %+v, want ok", a)
+	}
+	// Without SO_REUSEPORT no cache helps on Linux 6.18: still exact.
+	plain := BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:7400"), ReuseAddr: true}
+	if a := bindAnswer(t, cacheSnapshot(nil), plain); a.Answer != AnswerFails {
+		t.Errorf("SO_REUSEADDR bind, cache not read: %+v, want fails", a)
+	}
+}
+
+func TestLoadConnectCreatedBucket(t *testing.T) {
+	// A port that connect() took has a bucket with fastreuse and
+	// fastreuseport -1 (__inet_hash_connect); loading it used to fail.
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
+		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("127.0.0.1:40001"), Remote: ap("127.0.0.1:7300"),
+				Opts: &live.SockOpts{}, OptsSource: live.SourceKernel},
+		},
+		Buckets: []live.BindBucket{{Port: 40001, FastReuse: -1, FastReuseport: -1, FastFamily: "inet", FastRcvSaddr: netip.MustParseAddr("127.0.0.1")}},
+	}
+	r := BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:40001"), ReuseAddr: true}
+	if a := bindAnswer(t, snap, r); a.Answer != AnswerFails {
+		t.Errorf("bind over a connect()-bound port: %+v, want fails", a)
 	}
 }

@@ -174,7 +174,11 @@ func load(snap *live.Snapshot, v6First bool) (*Table, error) {
 		if _, held := h.BindBucket(engine.TCP, b.Port); !held {
 			continue // its holders were not read (another port filter, or gone)
 		}
-		eb := engine.BindBucket{FastReuse: b.FastReuse, FastReuseport: uint8(b.FastReuseport), FastUID: b.FastUID,
+		// A bucket that connect() created has fastreuseport -1
+		// (inet_bind_bucket_create from __inet_hash_connect), which
+		// sk_reuseport_match and inet_csk_update_fastreuse treat as 0.
+		fr := max(b.FastReuseport, 0)
+		eb := engine.BindBucket{FastReuse: b.FastReuse, FastReuseport: uint8(fr), FastUID: b.FastUID,
 			FastIPv6Only: b.FastIPv6Only, FastFamily: engine.Inet, FastRcvSaddr: b.FastRcvSaddr}
 		if b.FastFamily == "inet6" {
 			eb.FastFamily = engine.Inet6

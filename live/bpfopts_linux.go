@@ -78,13 +78,18 @@ func parseRecord(b []byte) bpfRecord {
 
 // readBPF runs the tcp and udp socket iterators in the calling thread's
 // network namespace (an iterator walks the namespace of the thread that
-// opens it) and returns their records, restricted to port unless 0.
+// opens it), and the task_file one for bound TCP sockets of that namespace,
+// and returns their records, restricted to port unless 0. A socket held
+// by several descriptors is reported once per descriptor.
 func readBPF(tcp, udp bool, port uint16) ([]bpfRecord, error) {
 	spec, err := loadSockopts()
 	if err != nil {
 		return nil, err
 	}
 	if err := spec.Variables[sockoptsVarWantPort].Set(port); err != nil {
+		return nil, err
+	}
+	if err := spec.Variables[sockoptsVarWantNetns].Set(threadNetns()); err != nil {
 		return nil, err
 	}
 	var objs sockoptsObjects
@@ -118,6 +123,11 @@ func readBPF(tcp, udp bool, port uint16) ([]bpfRecord, error) {
 	}
 	if tcp {
 		if err := run(objs.TcpOptions); err != nil {
+			return nil, err
+		}
+		// Bound TCP sockets that neither listen nor connect, reached
+		// through their descriptors (bound_tcp_options in bpf/sockopts.c).
+		if err := run(objs.BoundTcpOptions); err != nil {
 			return nil, err
 		}
 	}

@@ -192,6 +192,16 @@ func TestReadOptions(t *testing.T) {
 		if b == nil || b.FastReuseport != 2 || b.FastReuse != 0 || b.FastUID != 0 || b.FastFamily != "inet" {
 			t.Errorf("bucket of port 7202 = %+v, want fastreuseport 2, fastreuse 0, uid 0, inet", b)
 		}
+		// The port of a socket bound but not listening: its bucket too.
+		b = nil
+		for i := range sn.Buckets {
+			if sn.Buckets[i].Port == 7205 {
+				b = &sn.Buckets[i]
+			}
+		}
+		if b == nil || b.FastReuseport != 0 || b.FastReuse != 0 {
+			t.Errorf("bucket of port 7205 (bound, not listening) = %+v, want fastreuseport 0, fastreuse 0", b)
+		}
 		for _, m := range sn.Missing {
 			if strings.Contains(m, "other namespaces") {
 				t.Errorf("the iterator walked other namespaces: %s", m)
@@ -226,12 +236,9 @@ func checkOpts(t *testing.T, sn *Snapshot, socks map[netip.AddrPort]optSock, sou
 			continue
 		}
 		seen++
-		source := source
-		if s.Proto == "tcp" && s.State == "CLOSE" {
-			// Bound, not listening: only in the bind hash, which no
-			// iterator walks; read through the descriptor.
-			source = SourceSocket
-		}
+		// A TCP socket bound but not listening sits only in the bind hash,
+		// which the tcp iterator does not walk: the BPF reader reaches it
+		// through its descriptor (the task_file iterator).
 		if s.Opts == nil || *s.Opts != o.want || s.OptsSource != source {
 			t.Errorf("%s %s: options %+v from %q, want %+v from %q", s.Proto, s.Local, s.Opts, s.OptsSource, o.want, source)
 		}

@@ -16,9 +16,11 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sockoptsProgTcpOptions = "tcp_options"
-	sockoptsProgUdpOptions = "udp_options"
-	sockoptsVarWantPort    = "want_port"
+	sockoptsProgBoundTcpOptions = "bound_tcp_options"
+	sockoptsProgTcpOptions      = "tcp_options"
+	sockoptsProgUdpOptions      = "udp_options"
+	sockoptsVarWantNetns        = "want_netns"
+	sockoptsVarWantPort         = "want_port"
 )
 
 // loadSockopts returns the embedded CollectionSpec for sockopts.
@@ -63,8 +65,9 @@ type sockoptsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockoptsProgramSpecs struct {
-	TcpOptions *ebpf.ProgramSpec `ebpf:"tcp_options"`
-	UdpOptions *ebpf.ProgramSpec `ebpf:"udp_options"`
+	BoundTcpOptions *ebpf.ProgramSpec `ebpf:"bound_tcp_options"`
+	TcpOptions      *ebpf.ProgramSpec `ebpf:"tcp_options"`
+	UdpOptions      *ebpf.ProgramSpec `ebpf:"udp_options"`
 }
 
 // sockoptsMapSpecs contains maps before they are loaded into the kernel.
@@ -77,7 +80,8 @@ type sockoptsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockoptsVariableSpecs struct {
-	WantPort *ebpf.VariableSpec `ebpf:"want_port"`
+	WantNetns *ebpf.VariableSpec `ebpf:"want_netns"`
+	WantPort  *ebpf.VariableSpec `ebpf:"want_port"`
 }
 
 // sockoptsObjects contains all objects after they have been loaded into the kernel.
@@ -110,19 +114,22 @@ func (m *sockoptsMaps) Close() error {
 //
 // It can be passed to loadSockoptsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockoptsVariables struct {
-	WantPort *ebpf.Variable `ebpf:"want_port"`
+	WantNetns *ebpf.Variable `ebpf:"want_netns"`
+	WantPort  *ebpf.Variable `ebpf:"want_port"`
 }
 
 // sockoptsPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadSockoptsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockoptsPrograms struct {
-	TcpOptions *ebpf.Program `ebpf:"tcp_options"`
-	UdpOptions *ebpf.Program `ebpf:"udp_options"`
+	BoundTcpOptions *ebpf.Program `ebpf:"bound_tcp_options"`
+	TcpOptions      *ebpf.Program `ebpf:"tcp_options"`
+	UdpOptions      *ebpf.Program `ebpf:"udp_options"`
 }
 
 func (p *sockoptsPrograms) Close() error {
 	return _SockoptsClose(
+		p.BoundTcpOptions,
 		p.TcpOptions,
 		p.UdpOptions,
 	)

@@ -86,12 +86,16 @@ struct file {
 	struct inode *f_inode;
 } __attribute__((preserve_access_index));
 
+struct sock;
+
 struct socket {
 	struct file *file;
+	struct sock *sk;
 } __attribute__((preserve_access_index));
 
 struct sock {
 	struct sock_common __sk_common;
+	unsigned short sk_type;
 	struct socket *sk_socket;
 	kuid_t sk_uid;
 	unsigned long sk_ino;
@@ -146,6 +150,15 @@ struct bpf_iter__tcp {
 	__u32 uid;
 } __attribute__((preserve_access_index));
 
+struct task_struct;
+
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	__u32 fd;
+	struct file *file;
+} __attribute__((preserve_access_index));
+
 struct bpf_iter__udp {
 	struct bpf_iter_meta *meta;
 	struct udp_sock *udp_sk;
@@ -187,6 +200,11 @@ struct record {
 // want_port, when not 0, keeps only sockets on that local port (set by the
 // loader before the program is loaded).
 volatile const __u16 want_port = 0;
+
+// want_netns is the inode of the network namespace being read: the
+// task_file iterator walks every process of the system, whose sockets may
+// live in any namespace (the tcp and udp iterators walk only their own).
+volatile const __u32 want_netns = 0;
 
 static __always_inline void fill_common(struct record *r, struct sock_common *skc)
 {
@@ -264,6 +282,47 @@ int tcp_options(struct bpf_iter__tcp *ctx)
 		fill_sock(&r, &tp->inet_conn.icsk_inet.sk);
 		fill_bucket(&r, tp->inet_conn.icsk_bind_hash);
 	}
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
+
+#define TCP_CLOSE 7
+#define SOCK_STREAM 1
+
+// The tcp iterator walks the established and listening hash tables, so it
+// never meets a TCP socket that is bound but neither listening nor
+// connected (it sits only in the bind hash, which no iterator walks). This
+// one reaches those through the descriptors that hold them: every open
+// file of every process, kept when it is such a socket on a port. The
+// reader drops duplicates (one socket, several descriptors).
+SEC("iter/task_file")
+int bound_tcp_options(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct file *file = ctx->file;
+	struct record r = {};
+
+	if (!file)
+		return 0;
+	struct socket *so = bpf_sock_from_file(file);
+	if (!so)
+		return 0;
+	struct sock *sk = so->sk;
+	if (!sk || sk->sk_type != SOCK_STREAM)
+		return 0;
+	if (sk->__sk_common.skc_state != TCP_CLOSE || sk->__sk_common.skc_num == 0)
+		return 0;
+	if (want_port && sk->__sk_common.skc_num != want_port)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	r.proto = 6;
+	fill_common(&r, &sk->__sk_common);
+	if (want_netns && r.netns != want_netns)
+		return 0;
+	fill_sock(&r, sk);
+	fill_bucket(&r, tp->inet_conn.icsk_bind_hash);
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
