@@ -124,6 +124,11 @@ func (s *Socket) device() int32 {
 }
 func (s *Socket) Closed() bool { return s.flags&fClosed != 0 }
 
+// ConnectBind reports whether connect() chose the socket's port
+// (SOCK_CONNECT_BIND): a TCP port whose holders all have it may be shared
+// by another connect() to a different destination, a bound one may not.
+func (s *Socket) ConnectBind() bool { return s.flags&fConnectBind != 0 }
+
 // Path is an AF_UNIX socket's bound path, "" when unbound or not unix.
 func (s *Socket) Path() string {
 	if s.ext == nil {

@@ -263,3 +263,34 @@ func TestWhoMulticastDependsOnUnreadableMemberships(t *testing.T) {
 		t.Errorf("a group nobody joined: %+v", a)
 	}
 }
+
+// A connection whose port was bound before connect() (read by the BPF
+// reader: SOCK_CONNECT_BIND off) holds that port against every other
+// destination's connect(); one whose port connect() chose does not.
+func TestPortsConnectBindRead(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	yes, no := true, false
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}},
+		Sysctls:    live.Sysctls{PortLow: 40000, PortHigh: 40009, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40000"), Remote: ap("203.0.113.9:443"), ConnectBind: &yes},
+			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40001"), Remote: ap("203.0.113.8:443"), ConnectBind: &no},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range tab.Ports() {
+		got = append(got, fmt.Sprintf("%s %s in=%d blocked=%d of=%d", u.Proto, u.DstText(), u.InUse, u.Blocked, u.Capacity))
+	}
+	want := []string{
+		"tcp 203.0.113.9:443 in=1 blocked=1 of=9",
+		"tcp 203.0.113.8:443 in=1 blocked=0 of=10",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

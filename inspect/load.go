@@ -138,6 +138,9 @@ func load(snap *live.Snapshot, v6First bool) (*Table, error) {
 			p := int(ls.Local.Port())
 			sp.ConnectBind = p >= h.Sysctl.PortLow && p <= h.Sysctl.PortHigh &&
 				!listenPorts[bk{ls.Proto, netip.AddrPortFrom(netip.Addr{}, ls.Local.Port())}]
+			if ls.ConnectBind != nil {
+				sp.ConnectBind = *ls.ConnectBind // read, not guessed
+			}
 		}
 		if sp.Proto == engine.TCP && sp.Family == engine.Inet6 && sp.ReusePort && sp.State == engine.Listen {
 			tail = append(tail, pending{i, sp})

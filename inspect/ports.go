@@ -57,6 +57,12 @@ func (t *Table) Ports() []PortUse {
 		}
 		if s.Remote().IsValid() {
 			c.Add(s.Proto().String(), s.Local(), s.Remote(), s.State() == engine.TimeWait)
+			if s.Proto() == engine.TCP && !s.ConnectBind() {
+				// A connection on a port it bound first holds the port
+				// for every destination (__inet_hash_connect skips a
+				// bucket with an explicit holder).
+				c.AddHolder("tcp", s.Local(), false)
+			}
 		} else {
 			c.AddHolder(s.Proto().String(), s.Local(), s.State() == engine.Listen)
 		}

@@ -31,23 +31,25 @@ type bpfRecord struct {
 	reuseport    bool
 	v6only       bool
 	chain        uint16 // UDP: 1 + sockets after it on its port's chain; 0 unread, 0xffff too long
+	connectBind  uint8  // TCP: 2 port chosen by connect(), 1 bound, 0 unknown
 	bucket       *BindBucket
 }
 
 func parseRecord(b []byte) bpfRecord {
 	ne := binary.NativeEndian
 	r := bpfRecord{
-		ino:       ne.Uint64(b[0:]),
-		netns:     ne.Uint32(b[8:]),
-		uid:       ne.Uint32(b[12:]),
-		dev:       int32(ne.Uint32(b[16:])),
-		family:    ne.Uint16(b[24:]),
-		proto:     b[32],
-		state:     b[33],
-		reuse:     b[34],
-		reuseport: b[35] != 0,
-		v6only:    b[36] != 0,
-		chain:     ne.Uint16(b[42:]),
+		ino:         ne.Uint64(b[0:]),
+		netns:       ne.Uint32(b[8:]),
+		uid:         ne.Uint32(b[12:]),
+		dev:         int32(ne.Uint32(b[16:])),
+		family:      ne.Uint16(b[24:]),
+		proto:       b[32],
+		state:       b[33],
+		reuse:       b[34],
+		reuseport:   b[35] != 0,
+		v6only:      b[36] != 0,
+		chain:       ne.Uint16(b[42:]),
+		connectBind: b[41],
 	}
 	lport, rport := ne.Uint16(b[26:]), ne.Uint16(b[28:])
 	var la, ra netip.Addr
@@ -196,6 +198,10 @@ func applyBPF(snap *Snapshot, recs []bpfRecord, netns uint32, port uint16) {
 		s.OptsSource = SourceKernel
 		if r.chain != 0xffff {
 			s.ChainPos = r.chain
+		}
+		if r.connectBind != 0 {
+			cb := r.connectBind == 2
+			s.ConnectBind = &cb
 		}
 	}
 }

@@ -78,6 +78,11 @@ type Socket struct {
 	// udp_lib_lport_inuse meets a port's holders in that chain's order,
 	// which sock_diag keeps only within one address family.
 	ChainPos uint16 `json:"-"`
+	// ConnectBind says, for a TCP socket read by the BPF reader on Linux
+	// 6.18+, whether connect() chose its port (SOCK_CONNECT_BIND,
+	// tw_connect_bind): a port whose holders all have it may be shared by
+	// another connect(). nil when unknown.
+	ConnectBind *bool `json:"-"`
 }
 
 // SockOpts are the options of a socket that sock_diag does not report and
@@ -113,6 +118,10 @@ const (
 	OptsAuto = "auto" // the BPF iterator, else descriptors
 	OptsBPF  = "bpf"  // like auto, but an error when the iterator cannot run
 	OptsFD   = "fd"   // descriptors only (pidfd_getfd)
+	// OptsKernel: the BPF iterator where it runs, nothing otherwise (no
+	// walk of the processes' descriptors): the kernel's facts at the
+	// iterator's cost, for readers of every socket (socktab ports).
+	OptsKernel = "kernel"
 )
 
 // BindBucket is the kernel's cached reuse state of one TCP port's bind

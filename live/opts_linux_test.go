@@ -332,3 +332,98 @@ func TestReadUDPChainOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestReadConnectBind checks that the BPF reader tells a connection whose
+// port connect() chose from one whose port was bound first, TIME-WAIT
+// included (SOCK_CONNECT_BIND / tw_connect_bind, Linux 6.18).
+func TestReadConnectBind(t *testing.T) {
+	if os.Getenv("CI") != "true" {
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+			t.Skip("SKIPPED: no kernel BTF, the BPF socket iterator cannot load")
+		}
+	}
+	ns := newTestNS(t)
+	var auto, bound, twAuto netip.AddrPort
+	ns.do(t, func() error {
+		tcp := func() (int, error) {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err == nil {
+				t.Cleanup(func() { unix.Close(fd) })
+			}
+			return fd, err
+		}
+		ln, err := tcp()
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(ln, sockaddr(mustAP("127.0.0.1:7230"), false)); err != nil {
+			return err
+		}
+		if err := unix.Listen(ln, 8); err != nil {
+			return err
+		}
+		connect := func(local string) (int, netip.AddrPort, error) {
+			c, err := tcp()
+			if err != nil {
+				return -1, netip.AddrPort{}, err
+			}
+			if local != "" {
+				if err := unix.Bind(c, sockaddr(mustAP(local), false)); err != nil {
+					return -1, netip.AddrPort{}, err
+				}
+			}
+			if err := unix.Connect(c, sockaddr(mustAP("127.0.0.1:7230"), false)); err != nil {
+				return -1, netip.AddrPort{}, err
+			}
+			sa, err := unix.Getsockname(c)
+			return c, addrPortOf(sa), err
+		}
+		var c int
+		if _, auto, err = connect(""); err != nil {
+			return err
+		}
+		if _, bound, err = connect("127.0.0.1:7231"); err != nil {
+			return err
+		}
+		// A client that closes first keeps TIME-WAIT on its connect()-chosen port.
+		if c, twAuto, err = connect(""); err != nil {
+			return err
+		}
+		a, _, err := unix.Accept(ln)
+		for ; err == nil; a, _, err = unix.Accept(ln) {
+			t.Cleanup(func() { unix.Close(a) })
+			if sa, _ := unix.Getpeername(a); addrPortOf(sa) == twAuto {
+				unix.Close(c)
+				buf := make([]byte, 1)
+				if n, err := unix.Read(a, buf); n != 0 || err != nil {
+					return fmt.Errorf("server read after client close: %d, %v", n, err)
+				}
+				return unix.Close(a)
+			}
+		}
+		return err
+	})
+	want := map[netip.AddrPort]bool{auto: true, bound: false, twAuto: true}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sn := one(t, readSettled(t, NetnsTarget{Name: ns.name}, Options{TCP: true, SockOpts: OptsBPF}))
+		got := map[netip.AddrPort]*bool{}
+		tw := false
+		for _, s := range sn.Sockets {
+			if _, ok := want[s.Local]; ok && s.Remote.Port() == 7230 {
+				got[s.Local] = s.ConnectBind
+				tw = tw || s.Local == twAuto && s.State == "TIME-WAIT"
+			}
+		}
+		if !tw && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		for ap, w := range want {
+			if g := got[ap]; g == nil || *g != w {
+				t.Errorf("client end %s: ConnectBind %v, want %v", ap, g, w)
+			}
+		}
+		return
+	}
+}

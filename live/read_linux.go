@@ -31,7 +31,7 @@ func Read(opts Options) (*Snapshot, error) {
 
 func (o Options) checkSockOpts() error {
 	switch o.SockOpts {
-	case OptsNone, OptsAuto, OptsBPF, OptsFD:
+	case OptsNone, OptsAuto, OptsBPF, OptsFD, OptsKernel:
 	default:
 		return fmt.Errorf("live: options source %q: want auto, bpf, fd or none", o.SockOpts)
 	}
@@ -46,7 +46,7 @@ func (o Options) checkSockOpts() error {
 // iterator does not walk (TCP sockets bound but not listening, which live
 // only in the bind hash) or when it did not run.
 func finish(opts Options, snaps []*Snapshot) {
-	needFD := opts.SockOpts != OptsNone
+	needFD := opts.SockOpts != OptsNone && opts.SockOpts != OptsKernel
 	if opts.Processes || needFD {
 		attachOwners(opts.procRoot(), snaps)
 	}
@@ -211,12 +211,16 @@ func collect(opts Options, label string) (*Snapshot, error) {
 		note("unix uid and queues unknown (read from /proc/net/unix)")
 	}
 	snap.Sockets = p.out
-	if opts.SockOpts == OptsAuto || opts.SockOpts == OptsBPF {
+	if opts.SockOpts == OptsAuto || opts.SockOpts == OptsBPF || opts.SockOpts == OptsKernel {
 		if err := readOptsBPF(snap, doTCP, doUDP, opts.OptsPort); err != nil {
-			if opts.SockOpts == OptsBPF {
+			switch opts.SockOpts {
+			case OptsBPF:
 				return nil, fmt.Errorf("live: %w", err)
+			case OptsKernel:
+				note("%v: options not read", err)
+			default:
+				note("%v: options read from the owners' descriptors instead", err)
 			}
-			note("%v: options read from the owners' descriptors instead", err)
 		}
 	}
 	if opts.SocketsOnly {

@@ -39,7 +39,10 @@ is above PERCENT, for CI and monitoring.`,
 			if failOn < 0 || failOn > 100 {
 				return usageErr(fmt.Errorf("--fail-on %g: want a percentage from 0 to 100", failOn))
 			}
-			tabs, err := f.read(live.Options{TCP: true, UDP: true}, cmd.ErrOrStderr())
+			// The BPF reader, where it runs, says which connections' ports
+			// connect() chose; a connection on a port bound first holds it
+			// against every destination.
+			tabs, err := f.read(live.Options{TCP: true, UDP: true, SockOpts: live.OptsKernel}, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

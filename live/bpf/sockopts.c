@@ -96,6 +96,7 @@ struct socket {
 struct sock {
 	struct sock_common __sk_common;
 	unsigned short sk_type;
+	unsigned char sk_userlocks;
 	struct socket *sk_socket;
 	kuid_t sk_uid;
 	unsigned long sk_ino;
@@ -127,6 +128,7 @@ struct tcp_sock {
 
 struct inet_timewait_sock {
 	struct sock_common __tw_common;
+	unsigned int tw_connect_bind : 1; // Linux 6.18+
 	struct inet_bind_bucket *tw_tb;
 } __attribute__((preserve_access_index));
 
@@ -188,7 +190,7 @@ struct record {
 	__s8 fastreuse;
 	__s8 fastreuseport;
 	__u8 fast_v6only;
-	__u8 pad;
+	__u8 connect_bind; // TCP: 2 the port was chosen by connect(), 1 it was bound, 0 unknown (before 6.18)
 	__u16 chain;     // UDP: 1 + sockets after this one on its port's chain; 0xffff: too long to walk
 
 	__u8 fast_v4[4];  // bucket: fast_rcv_saddr
@@ -241,6 +243,19 @@ static __always_inline void fill_sock(struct record *r, struct sock *sk)
 	}
 }
 
+// SOCK_CONNECT_BIND (include/net/sock.h, Linux 6.18): sk_userlocks flag of
+// a socket whose port connect() chose; its TIME-WAIT keeps it as
+// tw_connect_bind. A bucket whose holders all have it may be shared by
+// another connect().
+#define SOCK_CONNECT_BIND 16
+
+static __always_inline void fill_connect_bind(struct record *r, struct sock *sk)
+{
+	if (!bpf_core_field_exists(((struct inet_timewait_sock *)0)->tw_connect_bind))
+		return; // the kernel predates the flag
+	r->connect_bind = (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_CONNECT_BIND) ? 2 : 1;
+}
+
 static __always_inline void fill_bucket(struct record *r, struct inet_bind_bucket *tb)
 {
 	if (!tb)
@@ -273,13 +288,17 @@ int tcp_options(struct bpf_iter__tcp *ctx)
 	fill_common(&r, skc);
 	if (skc->skc_state == TCP_TIME_WAIT) {
 		struct tcp_timewait_sock *tw = bpf_skc_to_tcp_timewait_sock(skc);
-		if (tw)
+		if (tw) {
 			fill_bucket(&r, tw->tw_sk.tw_tb);
+			if (bpf_core_field_exists(tw->tw_sk.tw_connect_bind))
+				r.connect_bind = BPF_CORE_READ_BITFIELD(&tw->tw_sk, tw_connect_bind) ? 2 : 1;
+		}
 	} else {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
 		if (!tp)
 			return 0;
 		fill_sock(&r, &tp->inet_conn.icsk_inet.sk);
+		fill_connect_bind(&r, &tp->inet_conn.icsk_inet.sk);
 		fill_bucket(&r, tp->inet_conn.icsk_bind_hash);
 	}
 	bpf_seq_write(seq, &r, sizeof(r));
@@ -322,6 +341,7 @@ int bound_tcp_options(struct bpf_iter__task_file *ctx)
 	if (want_netns && r.netns != want_netns)
 		return 0;
 	fill_sock(&r, sk);
+	fill_connect_bind(&r, sk);
 	fill_bucket(&r, tp->inet_conn.icsk_bind_hash);
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
