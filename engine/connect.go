@@ -109,6 +109,17 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if !ok {
 		return fail(ENETUNREACH, ruleNoRoute)
 	}
+	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !dev.Loopback && v4.Is4() && !toSelf && !srcFixed &&
+		out != dev && !carries(dev, v4) {
+		// ip_route_output_key_hash_rcu: with an oif, a route through another
+		// device (lo's for a local address) does not match, and the
+		// destination is taken to be on the bound device's link: the
+		// source is that device's address (wide replay: a later bind of it
+		// conflicts, one of the route's usual source does not).
+		if a, has := firstAddr(dev, true); has {
+			src, out = a, dev
+		}
+	}
 	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
 		// No IPv6 route between devices for a bound socket; the route is
 		// looked up before ip6_dst_lookup_tail refuses a v4-mapped source
@@ -146,7 +157,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	chose := s.flags&fHasPort == 0
 	takeOver := false
 	if !chose && h.prof.Lookup != LookupLinux {
-		f := h.tcp.flowAt(MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), rdst))
+		f := h.tcp.flowFor(MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), rdst), s.device())
 		takeOver = f != nil && f.kind() == kTimeWait
 	}
 	r := h.connectTCP(s, src, rdst, toSelf)
@@ -208,7 +219,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		// is in (tcp_time_wait(sk, TCP_FIN_WAIT2, ...)): its substate only
 		// stops tcp_tw_reuse, which a bound port never consults.
 		k := MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), dst)
-		if f := t.flowAt(k); f != nil {
+		if f := t.flowFor(k, s.device()); f != nil {
 			if f.kind() != kTimeWait {
 				return failWith(EADDRNOTAVAIL, ruleTupleInUse, f)
 			}
@@ -274,6 +285,24 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		return Result{Err: EINPROGRESS, Rule: ruleLoopbackSourceDropped, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
 	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+	if d.Stage == StageTimeWaitSYN {
+		// A listener takes a SYN that met a TIME_WAIT 4-tuple, and the
+		// TIME_WAIT socket goes (tcp_v4_rcv, TCP_TW_SYN:
+		// inet_twsk_deschedule_put), freeing its hold on the port.
+		if tw := target.tcp.tws[MakeFlowKey(dst, netip.AddrPortFrom(src, s.local.Port()))]; tw != nil {
+			target.tcp.drop(tw)
+		}
+	}
+	if target != h {
+		if _, _, back := target.route(src); !back {
+			// Whatever answers (SYN-ACK, RST, ACK) has no route back to
+			// the source (inet_csk_route_req, ip_send_unicast_reply fail):
+			// the connect stays in progress and nothing changes there.
+			h.establish(s)
+			h.setState(s, SynSent)
+			return Result{Err: EINPROGRESS, Rule: ruleNoRouteBack, Local: s.local.AP(), Remote: s.remote.AP()}
+		}
+	}
 	if d.Verdict == Deliver && d.Stage == StageTimeWait {
 		// A SYN to a TIME_WAIT 4-tuple that no listener takes: the
 		// TIME_WAIT socket answers with an ACK, the SYN-SENT client resets
@@ -499,7 +528,7 @@ func (t *table) connectPort(s *Socket, src netip.Addr, dst netip.AddrPort) (uint
 		if !d.has(p) {
 			return true
 		}
-		f := t.flowAt(MakeFlowKey(netip.AddrPortFrom(src, p), dst))
+		f := t.flowFor(MakeFlowKey(netip.AddrPortFrom(src, p), dst), s.device())
 		if f == nil {
 			return true
 		}

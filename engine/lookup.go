@@ -188,8 +188,19 @@ func (h *Host) Lookup(p Packet) Delivery {
 		// The established 4-tuple first (__inet_lookup_established): one
 		// map probe, and no look at the socket unless some connection is
 		// bound to a device.
-		if s := t.flows[MakeFlowKey(p.Dst, p.Src)]; s != nil && (t.devFlows == 0 || s.device() == 0 || s.device() == h.ingress(p)) {
-			return Delivery{Verdict: Deliver, Stage: StageEstablished, Socket: s}
+		k := MakeFlowKey(p.Dst, p.Src)
+		if s := t.flows[k]; s != nil {
+			if t.devFlows == 0 || s.device() == 0 || s.device() == h.ingress(p) {
+				return Delivery{Verdict: Deliver, Stage: StageEstablished, Socket: s}
+			}
+			if d := t.dupFlows[k]; len(d) > 0 {
+				in := h.ingress(p)
+				for i := len(d) - 1; i >= 0; i-- {
+					if d[i].device() == 0 || d[i].device() == in {
+						return Delivery{Verdict: Deliver, Stage: StageEstablished, Socket: d[i]}
+					}
+				}
+			}
 		}
 	}
 	dst, src := unmapAP(p.Dst), unmapAP(p.Src)

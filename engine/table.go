@@ -267,9 +267,13 @@ type table struct {
 	explicit bitmap // ports that have explicit (non-connect) holders
 	used     bitmap // ports that have any holder
 
-	flows    map[FlowKey]*Socket   // TCP connections, TIME_WAIT apart
-	tws      map[FlowKey]*Socket   // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections
-	devFlows int                   // connections bound to a device: lookups must check it
+	flows    map[FlowKey]*Socket // TCP connections, TIME_WAIT apart
+	tws      map[FlowKey]*Socket // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections
+	devFlows int                 // connections bound to a device: lookups must check it
+	// older connections that share a 4-tuple with the one in flows: a
+	// connection bound to a device does not make the 4-tuple unique for a
+	// socket bound elsewhere (inet_match checks the device). Nil unless used.
+	dupFlows map[FlowKey][]*Socket
 	uflows   map[FlowKey][]*Socket // UDP connected sockets, most recent first
 	lst      lstIndex              // TCP listeners / UDP unconnected bound sockets, by port and address
 
@@ -555,6 +559,13 @@ func (t *table) hashFlow(s *Socket) {
 		t.tws[k] = s
 		s.flags |= fInTWs
 	} else {
+		if old := t.flows[k]; old != nil && old != s {
+			// The newest first, as inet_ehash_insert adds at the chain's head.
+			if t.dupFlows == nil {
+				t.dupFlows = map[FlowKey][]*Socket{}
+			}
+			t.dupFlows[k] = append(t.dupFlows[k], old)
+		}
 		t.flows[k] = s
 		s.flags |= fInFlows
 	}
@@ -582,6 +593,17 @@ func (t *table) unhashFlow(s *Socket) {
 	if s.flags&fInFlows != 0 && t.flows[k] == s {
 		delete(t.flows, k)
 		found = true
+		if len(t.dupFlows) > 0 {
+			if d := t.dupFlows[k]; len(d) > 0 {
+				t.flows[k] = d[len(d)-1]
+				t.setDups(k, d[:len(d)-1])
+			}
+		}
+	} else if d := t.dupFlows[k]; s.flags&fInFlows != 0 && len(d) > 0 {
+		if rest := removeFrom(d, s); len(rest) != len(d) {
+			t.setDups(k, rest)
+			found = true
+		}
 	}
 	if s.flags&fInTWs != 0 && t.tws[k] == s {
 		delete(t.tws, k)
@@ -591,6 +613,33 @@ func (t *table) unhashFlow(s *Socket) {
 	if found && s.device() != 0 {
 		t.devFlows--
 	}
+}
+
+func (t *table) setDups(k FlowKey, d []*Socket) {
+	if len(d) == 0 {
+		delete(t.dupFlows, k)
+	} else {
+		t.dupFlows[k] = d
+	}
+}
+
+// flowFor is the connection (TIME_WAIT included) with key k that a socket
+// bound to device dev (0: none) meets in __inet_check_established, or nil:
+// inet_match takes a holder bound to no device, or to dev.
+func (t *table) flowFor(k FlowKey, dev int32) *Socket {
+	match := func(f *Socket) bool { return f != nil && (f.device() == 0 || f.device() == dev) }
+	if f := t.flows[k]; match(f) {
+		return f
+	}
+	for i := len(t.dupFlows[k]) - 1; i >= 0; i-- {
+		if f := t.dupFlows[k][i]; match(f) {
+			return f
+		}
+	}
+	if f := t.tws[k]; match(f) {
+		return f
+	}
+	return nil
 }
 
 // flowAt is the connection (TIME_WAIT included) with key k, or nil.
