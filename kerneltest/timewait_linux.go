@@ -51,11 +51,31 @@ func sockets() []tcpSock {
 		if len(f) < 5 {
 			continue
 		}
-		la, _ := netip.ParseAddrPort(f[3]) // "*" (a listener's peer) stays invalid
-		pa, _ := netip.ParseAddrPort(f[4])
-		out = append(out, tcpSock{state: f[0], local: la, peer: pa, key: f[0] + " " + f[3] + " " + f[4]})
+		local, peer := withoutDevice(f[3]), withoutDevice(f[4])
+		la, _ := netip.ParseAddrPort(local) // "*" (a listener's peer) stays invalid
+		pa, _ := netip.ParseAddrPort(peer)
+		out = append(out, tcpSock{state: f[0], local: la, peer: pa, key: f[0] + " " + local + " " + peer})
 	}
 	return out
+}
+
+// withoutDevice drops the "%DEVICE" ss writes after the address of a
+// socket bound to a device ("192.0.2.1%eth0:5002"): ss's own filters (ss -K
+// src ...) refuse that form, and the address is the same without it.
+func withoutDevice(ep string) string {
+	i := strings.LastIndex(ep, ":")
+	if i < 0 {
+		return ep
+	}
+	host, port := ep[:i], ep[i:]
+	j := strings.Index(host, "%")
+	if j < 0 {
+		return ep
+	}
+	if strings.HasSuffix(host, "]") {
+		return host[:j] + "]" + port
+	}
+	return host[:j] + port
 }
 
 // settle waits until no connection between two hosts of the scenario (or
