@@ -109,10 +109,12 @@ func newDiffNet(t *testing.T) *diffNet {
 	for _, c := range [][]string{
 		{n.a, "addr", "add", "192.0.2.1/24", "dev", "eth0"},
 		{n.a, "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"},
+		{n.a, "addr", "add", "fe80::1/64", "dev", "eth0", "nodad"},
 		{n.a, "addr", "add", "198.51.100.1/24", "dev", "lo"},
 		{n.a, "link", "set", "eth0", "up"},
 		{n.b, "addr", "add", "192.0.2.2/24", "dev", "eth0"},
 		{n.b, "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"},
+		{n.b, "addr", "add", "fe80::2/64", "dev", "eth0", "nodad"},
 		{n.b, "link", "set", "eth0", "up"},
 	} {
 		run(t, append([]string{"ip", "-n", c[0]}, c[1:]...)...)
@@ -129,9 +131,9 @@ func newDiffNet(t *testing.T) *diffNet {
 var (
 	diffPorts   = []uint16{7000, 7001, 7002}
 	diffBind4   = []string{"0.0.0.0", "127.0.0.1", "192.0.2.1", "198.51.100.1"}
-	diffBind6   = []string{"::", "::1", "2001:db8::1", "::ffff:127.0.0.1", "::ffff:0.0.0.0"}
+	diffBind6   = []string{"::", "::1", "2001:db8::1", "::ffff:127.0.0.1", "::ffff:0.0.0.0", "fe80::1%eth0", "fe80::1", "fe80::1%lo"}
 	diffLocal4  = []string{"127.0.0.1", "192.0.2.1", "198.51.100.1"}
-	diffLocal6  = []string{"::1", "2001:db8::1"}
+	diffLocal6  = []string{"::1", "2001:db8::1", "fe80::1%eth0"}
 	diffDevices = []string{"", "", "", "", "lo", "eth0"}
 )
 
@@ -276,6 +278,13 @@ func randQuestion(r *mrand.Rand, seq int) question {
 	q.dst = netip.AddrPortFrom(dst, port)
 	sport := uint16(50000 + seq%9000)
 	switch {
+	case dst.Is6() && dst.IsLinkLocalUnicast():
+		// B's own link-local address over the veth, or A to itself.
+		q.src = netip.AddrPortFrom(dst, sport)
+		if r.IntN(2) == 0 {
+			q.fromPeer = true
+			q.src = netip.AddrPortFrom(netip.MustParseAddr("fe80::2%eth0"), sport)
+		}
 	case (dst.String() == "192.0.2.1" || dst.String() == "2001:db8::1") && r.IntN(2) == 0:
 		q.fromPeer = true
 		peer := "192.0.2.2"
@@ -325,7 +334,9 @@ func (n *diffNet) kernel(t *testing.T, q question, token string) kernelAnswer {
 		}
 		for time.Now().Before(deadline) {
 			for _, c := range []*childProc{n.root, n.user} {
-				if ino := c.ask(t, childReq{Op: "accepted", Addr: q.src.String()}).Ino; ino != 0 {
+				// The accepting side sees the source without a zone.
+				src := netip.AddrPortFrom(q.src.Addr().WithZone(""), q.src.Port())
+				if ino := c.ask(t, childReq{Op: "accepted", Addr: src.String()}).Ino; ino != 0 {
 					return kernelAnswer{ino: ino}
 				}
 			}
