@@ -262,6 +262,9 @@ func randQuestion(r *mrand.Rand, seq int) question {
 	}
 	if r.IntN(2) == 0 {
 		q := question{bind: true, proto: proto}
+		if r.IntN(16) == 0 {
+			port = 0 // the kernel picks, from the tiny ephemeral range
+		}
 		q.req = BindRequest{Proto: proto, Addr: netip.MustParseAddrPort(randAddr(r, v6, port)),
 			ReuseAddr: r.IntN(2) == 0, ReusePort: r.IntN(3) == 0, V6Only: v6 && r.IntN(2) == 0}
 		if r.IntN(10) < 3 {
