@@ -91,6 +91,17 @@ type portBucket struct {
 	explicit int32      // holders whose port was not chosen by connect()
 	fast     BindBucket // TCP: Linux's bind-bucket cache (bucket.go)
 	order    []*Socket  // UDP: the port's chain reversed, udp_lib_lport_inuse walks it from the end (addOwner)
+	// The first classes of all and firstCls live here: a port rarely has
+	// more, and a connect() touching a port not used for a while then
+	// reads one piece of memory, not three.
+	allIn, firstIn [2]class
+}
+
+// newPortBucket returns an empty bucket whose classes start inline.
+func newPortBucket() *portBucket {
+	b := &portBucket{}
+	b.all, b.firstCls = b.allIn[:0:len(b.allIn)], b.firstIn[:0:len(b.firstIn)]
+	return b
 }
 
 // addrClasses returns the classes of specific address k, creating them
@@ -315,7 +326,7 @@ func (t *table) addOwner(s *Socket) {
 			b = t.freeBuckets[n-1]
 			t.freeBuckets = t.freeBuckets[:n-1]
 		} else {
-			b = &portBucket{}
+			b = newPortBucket()
 		}
 		t.ports.set(port, b)
 		t.used.set(port)
