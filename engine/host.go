@@ -233,9 +233,13 @@ func (h *Host) isBroadcast(a netip.Addr) bool {
 // broadcastIface is the interface whose subnet (or explicit broadcast
 // address) a is the broadcast address of, or nil.
 func (h *Host) broadcastIface(a netip.Addr) *Iface {
+	av := uint32(0)
+	if a.Is4() {
+		av = be32(a.As4())
+	}
 	for _, i := range h.Ifaces {
 		for _, p := range i.Addrs {
-			if p.Addr().Is4() && p.Bits() < 31 && lastAddr(p) == a {
+			if a.Is4() && p.Addr().Is4() && p.Bits() >= 0 && p.Bits() < 31 && lastAddr(p) == av {
 				return i
 			}
 		}
@@ -248,11 +252,15 @@ func (h *Host) broadcastIface(a netip.Addr) *Iface {
 	return nil
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= (1 << (32 - p.Bits())) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+// lastAddr is the last address of IPv4 prefix p (its subnet broadcast), as
+// a number: the prefix's address with every host bit set, so no masking
+// (every packet lookup asks whether its destination is one).
+func lastAddr(p netip.Prefix) uint32 {
+	return be32(p.Addr().As4()) | (1<<(32-p.Bits()) - 1)
+}
+
+func be32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 // route picks the outgoing interface and source address for dst, as

@@ -395,7 +395,12 @@ func (t *table) removeOwner(s *Socket) {
 		t.ports.set(port, nil)
 		t.used.clear(port)
 		if len(t.freeBuckets) < 256 {
-			*b = portBucket{all: b.all[:0], firstCls: b.firstCls[:0], order: b.order[:0]}
+			// Field by field: a whole-struct store would copy (with write
+			// barriers) the inline classes that the truncated slices
+			// make dead anyway.
+			b.all, b.firstCls, b.order = b.all[:0], b.firstCls[:0], b.order[:0]
+			b.first, b.hasFirst, b.byAddr = addrKey{}, false, nil
+			b.owners, b.explicit, b.fast = 0, 0, BindBucket{}
 			t.freeBuckets = append(t.freeBuckets, b)
 		}
 	}
