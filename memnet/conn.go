@@ -348,8 +348,8 @@ func (c *Conn) Close() error {
 		}
 	}
 	n.unlock()
-	c.rd.set(time.Time{})
-	c.wd.set(time.Time{})
+	c.rd.clear()
+	c.wd.clear()
 	return nil
 }
 

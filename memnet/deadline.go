@@ -2,6 +2,7 @@ package memnet
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,7 @@ type deadline struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	ch    chan struct{}
+	used  atomic.Bool // set or waited on once: clear has something to undo
 }
 
 func closedChan(c chan struct{}) bool {
@@ -26,6 +28,7 @@ func closedChan(c chan struct{}) bool {
 }
 
 func (d *deadline) set(t time.Time) {
+	d.used.Store(true)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -52,6 +55,7 @@ func (d *deadline) set(t time.Time) {
 
 // wait is the channel to select on, closed once the deadline passed.
 func (d *deadline) wait() chan struct{} {
+	d.used.Store(true)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil {
@@ -60,8 +64,19 @@ func (d *deadline) wait() chan struct{} {
 	return d.ch
 }
 
+// clear drops the deadline when one was ever set (Close: a connection
+// that never had one skips the lock).
+func (d *deadline) clear() {
+	if d.used.Load() {
+		d.set(time.Time{})
+	}
+}
+
 // passed reports whether the deadline has passed.
 func (d *deadline) passed() bool {
+	if !d.used.Load() {
+		return false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ch != nil && closedChan(d.ch)

@@ -52,9 +52,9 @@ func (l *link) healCh() chan struct{} {
 	return l.healed
 }
 
-// clear reports whether the link neither is cut nor delays: a connect
+// unobstructed reports whether the link neither is cut nor delays: a connect
 // across it needs no wait (no link at all is clear).
-func (l *link) clear() bool {
+func (l *link) unobstructed() bool {
 	if l == nil {
 		return true
 	}

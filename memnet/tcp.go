@@ -188,7 +188,7 @@ func (l *Listener) Close() error {
 	if l.path != "" {
 		l.h.eng.Unlink(l.path)
 	}
-	l.dl.set(time.Time{})
+	l.dl.clear()
 	return nil
 }
 
@@ -386,7 +386,7 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	if target != nil && target != h {
 		lk = n.linkOf(h, target)
 	}
-	if !lk.clear() {
+	if !lk.unobstructed() {
 		n.unlock()
 		// The SYN crosses the link: a partition holds it (retransmits)
 		// until the link heals, the context ends or the OS gives up.

@@ -419,8 +419,8 @@ func (c *PacketConn) Close() error {
 	delete(n.packets, c.sock)
 	c.h.eng.Close(c.sock)
 	n.unlock()
-	c.rd.set(time.Time{})
-	c.wd.set(time.Time{})
+	c.rd.clear()
+	c.wd.clear()
 	return nil
 }
 
