@@ -29,7 +29,6 @@ type pair struct {
 // injection (Reset, SetReadError, SetWriteError).
 type Conn struct {
 	pr      *pair
-	i       int
 	h       *Host
 	sock    *engine.Socket
 	network string
@@ -39,22 +38,42 @@ type Conn struct {
 	rap     netip.AddrPort // TCP remote end
 	rd, wd  deadline
 
-	// guarded by pr.mu
-	done     chan struct{} // closed by Close; made when a call first waits
-	closed   bool
-	soErr    syscall.Errno // reported once by the next read or write (sk_err)
-	rdShut   bool          // after a reset or CloseRead: reads give EOF once drained
-	wrShut   bool          // after a reset or CloseWrite: writes fail with EPIPE
-	linger   int           // SO_LINGER seconds, -1: off
-	readErr  error         // injected
-	writeErr error         // injected
+	// guarded by pr.mu (the fields are packed: a connection is two of
+	// these and its pair in one allocation, which stays in a smaller size
+	// class)
+	done   chan struct{} // closed by Close; made when a call first waits
+	soErr  syscall.Errno // reported once by the next read or write (sk_err)
+	inj    *injected     // SetReadError / SetWriteError; nil until one is set
+	linger int32         // SO_LINGER seconds, -1: off
+	i      uint8         // which end: pr.p[i] is what this end writes
+	closed bool
+	rdShut bool // after a reset or CloseRead: reads give EOF once drained
+	wrShut bool // after a reset or CloseWrite: writes fail with EPIPE
 	// guarded by the network's mutex
-	admit     chan struct{} // closed when a full accept queue takes the connection
 	refused   bool          // the listener closed while the dial waited
+	listed    bool          // in the network's list of open ends (addConn)
+	admit     chan struct{} // closed when a full accept queue takes the connection
 	listenerL *Listener     // the listener whose queue holds the server end
-	prev      *Conn         // the network's list of open ends (addConn)
+	prev      *Conn         // the network's list of open ends
 	next      *Conn
-	listed    bool
+}
+
+// injected holds the errors a test injected into a connection's reads and
+// writes.
+type injected struct{ read, write error }
+
+func (c *Conn) readErr() error {
+	if c.inj == nil {
+		return nil
+	}
+	return c.inj.read
+}
+
+func (c *Conn) writeErr() error {
+	if c.inj == nil {
+		return nil
+	}
+	return c.inj.write
 }
 
 // connBlock holds a connection's pair and both ends in one allocation.
@@ -119,8 +138,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 		case c.closed:
 			pr.mu.Unlock()
 			return 0, c.opErr("read", net.ErrClosed)
-		case c.readErr != nil:
-			err := c.readErr
+		case c.readErr() != nil:
+			err := c.readErr()
 			signal(in.readable) // the next blocked reader fails too
 			pr.mu.Unlock()
 			return 0, c.opErr("read", err)
@@ -181,8 +200,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 		case c.closed:
 			pr.mu.Unlock()
 			return done, c.opErr("write", net.ErrClosed)
-		case c.writeErr != nil:
-			err := c.writeErr
+		case c.writeErr() != nil:
+			err := c.writeErr()
 			signal(out.writable)
 			pr.mu.Unlock()
 			return done, c.opErr("write", err)
@@ -218,7 +237,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 			done += k
 			if lat := pr.link.delay(); lat > 0 {
 				out.held += k
-				out.marks = append(out.marks, mark{at: time.Now().Add(lat), count: k})
+				if out.marks == nil {
+					out.marks = new([]mark)
+				}
+				*out.marks = append(*out.marks, mark{at: time.Now().Add(lat), count: k})
 				time.AfterFunc(lat, func() { pr.arrive(out) })
 			} else {
 				signal(out.readable)
@@ -241,9 +263,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (pr *pair) arrive(p *pipe) {
 	pr.mu.Lock()
 	now := time.Now()
-	for len(p.marks) > 0 && !p.marks[0].at.After(now) {
-		p.held -= p.marks[0].count
-		p.marks = p.marks[1:]
+	for p.marks != nil && len(*p.marks) > 0 && !(*p.marks)[0].at.After(now) {
+		p.held -= (*p.marks)[0].count
+		*p.marks = (*p.marks)[1:]
 	}
 	if p.held < 0 {
 		p.held = 0
@@ -400,7 +422,7 @@ func (c *Conn) SetLinger(sec int) error {
 	if sec < 0 {
 		sec = -1
 	}
-	c.linger = sec
+	c.linger = int32(min(sec, 1<<31-1))
 	return nil
 }
 
@@ -472,7 +494,10 @@ func (c *Conn) Reset() {
 // blocked reads included; nil clears it.
 func (c *Conn) SetReadError(err error) {
 	c.pr.mu.Lock()
-	c.readErr = err
+	if c.inj == nil {
+		c.inj = &injected{}
+	}
+	c.inj.read = err
 	signal(c.in().readable)
 	c.pr.mu.Unlock()
 }
@@ -480,7 +505,10 @@ func (c *Conn) SetReadError(err error) {
 // SetWriteError makes every write fail with err; nil clears it.
 func (c *Conn) SetWriteError(err error) {
 	c.pr.mu.Lock()
-	c.writeErr = err
+	if c.inj == nil {
+		c.inj = &injected{}
+	}
+	c.inj.write = err
 	signal(c.out().writable)
 	c.pr.mu.Unlock()
 }

@@ -29,7 +29,7 @@ type pipe struct {
 	fin      bool          // the writer shut down: EOF once drained
 	readable chan struct{} // made by the first reader that waits
 	writable chan struct{} // made by the first writer that waits
-	marks    []mark        // when held bytes arrive, oldest first
+	marks    *[]mark       // when held bytes arrive, oldest first; made by the first delayed write
 }
 
 // mark says that count more bytes arrive at time at.
