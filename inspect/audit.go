@@ -108,10 +108,14 @@ type Exposure struct {
 // takes IPv4 too, and addresses a more specific listener holds are not
 // counted. Most severe first.
 func (t *Table) Audit() []Exposure {
-	var addrs []netip.Addr
+	type local struct {
+		a  netip.Addr
+		in []int // the interfaces a packet to a can arrive on (ingresses)
+	}
+	var addrs []local
 	for _, i := range t.Host.Ifaces {
 		for _, p := range i.Addrs {
-			addrs = append(addrs, p.Addr())
+			addrs = append(addrs, local{p.Addr(), t.ingresses(p.Addr(), i)})
 		}
 	}
 	var out []Exposure
@@ -135,14 +139,15 @@ func (t *Table) Audit() []Exposure {
 			out = append(out, e)
 			continue
 		}
-		for _, a := range addrs {
+		for _, l := range addrs {
+			a := l.a
 			dst := netip.AddrPortFrom(a, s.Local().Port())
-			d := t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN})
-			if dv := s.Device(); d.Socket != s && !contains(d.Group, s) && dv != 0 && !a.Unmap().IsLoopback() && !a.IsLinkLocalUnicast() {
-				// A socket bound to a device also takes packets for the
-				// host's other addresses that arrive on that device (Linux
-				// accepts any local address on any interface).
-				d = t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN, Dev: dv})
+			var d engine.Delivery
+			for _, dev := range l.in {
+				d = t.Host.Lookup(engine.Packet{Proto: s.Proto(), Src: DefaultSource(a), Dst: dst, Flags: engine.FlagSYN, Dev: dev})
+				if d.Socket == s || contains(d.Group, s) {
+					break
+				}
 			}
 			if d.Socket != s && !contains(d.Group, s) {
 				continue
@@ -171,6 +176,33 @@ func (t *Table) Audit() []Exposure {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Severity > out[j].Severity })
 	return out
+}
+
+// ingresses are the interfaces a packet to a, an address of interface i,
+// can arrive on from where audit looks from: a loopback address only on
+// a loopback interface (from this host: nothing outside may send one); a
+// link-local address only on its own link; any other address on every
+// interface but loopback ones (Linux accepts any local address on any
+// interface, so an address configured on lo is reached from outside
+// through the others, and a socket bound to one device takes what arrives
+// there for every address).
+func (t *Table) ingresses(a netip.Addr, i *engine.Iface) []int {
+	switch {
+	case a.Unmap().IsLoopback():
+		return []int{i.Index}
+	case a.IsLinkLocalUnicast():
+		return []int{i.Index}
+	}
+	var in []int
+	for _, j := range t.Host.Ifaces {
+		if !j.Loopback {
+			in = append(in, j.Index)
+		}
+	}
+	if len(in) == 0 {
+		return []int{i.Index} // a host of loopback only: what reaches it comes from itself
+	}
+	return in
 }
 
 func contains(g []*engine.Socket, s *engine.Socket) bool {

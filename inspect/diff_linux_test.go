@@ -116,6 +116,9 @@ func newDiffNet(t *testing.T) *diffNet {
 		{n.b, "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"},
 		{n.b, "addr", "add", "fe80::2/64", "dev", "eth0", "nodad"},
 		{n.b, "link", "set", "eth0", "up"},
+		// So that B can reach A's address on lo too (audit's view: a packet
+		// from outside, arriving on eth0).
+		{n.b, "route", "add", "198.51.100.0/24", "via", "192.0.2.1"},
 	} {
 		run(t, append([]string{"ip", "-n", c[0]}, c[1:]...)...)
 	}
@@ -525,6 +528,88 @@ func (tl *tally) add(q question, k kernelAnswer, a socktabAnswer, mode string) {
 	tl.wrong = append(tl.wrong, detail)
 }
 
+// auditCheck compares socktab's audit with the kernel. For every listener
+// and bound UDP socket audit reports, and every address of A, audit's
+// "accepts on" must be whether a connection or datagram from outside
+// reaches that socket or its SO_REUSEPORT group: from B over the veth, or
+// from A itself for a loopback address (nothing outside may send one).
+// It returns how many claims were checked and those that disagree.
+func (n *diffNet) auditCheck(t *testing.T, modes []string, seq *int) (claims int, wrong []string) {
+	t.Helper()
+	type key struct {
+		proto engine.Proto
+		dst   netip.AddrPort
+	}
+	kernel := map[key]kernelAnswer{}
+	ask := func(proto engine.Proto, dst netip.AddrPort) kernelAnswer {
+		if k, ok := kernel[key{proto, dst}]; ok {
+			return k
+		}
+		*seq++
+		q := question{proto: proto, dst: dst}
+		a := dst.Addr()
+		sport := uint16(52000 + *seq%5000)
+		switch {
+		case a.Unmap().IsLoopback():
+			q.src = netip.AddrPortFrom(a, sport)
+		case a.IsLinkLocalUnicast():
+			q.fromPeer, q.src = true, netip.AddrPortFrom(netip.MustParseAddr("fe80::2%eth0"), sport)
+		case a.Is4():
+			q.fromPeer, q.src = true, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), sport)
+		default:
+			q.fromPeer, q.src = true, netip.AddrPortFrom(netip.MustParseAddr("2001:db8::2"), sport)
+		}
+		k := n.kernel(t, q, fmt.Sprintf("audit%d", *seq))
+		kernel[key{proto, dst}] = k
+		return k
+	}
+	for _, m := range modes {
+		if m != live.OptsBPF && m != live.OptsFD {
+			continue
+		}
+		snaps, err := live.ReadNetns(live.NetnsTarget{Name: n.a}, live.Options{TCP: true, UDP: true,
+			States: live.StatesListening, Processes: true, SockOpts: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab, err := Load(snaps[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range tab.Audit() {
+			if tab.Host.IsGroupcast(e.Socket.Local().Addr().Unmap()) {
+				continue // bound to a broadcast or multicast address: not a unicast claim
+			}
+			members := map[uint64]bool{}
+			for _, s := range append([]*engine.Socket{e.Socket}, e.Group...) {
+				if ls := tab.Live(s); ls != nil {
+					members[ls.Inode] = true
+				}
+			}
+			accepts := map[netip.Addr]bool{}
+			for _, a := range e.Accepts {
+				accepts[a] = true
+			}
+			for _, i := range tab.Host.Ifaces {
+				for _, p := range i.Addrs {
+					a := p.Addr()
+					dst := a
+					if a.Is6() && a.IsLinkLocalUnicast() {
+						dst = a.WithZone(i.Name)
+					}
+					k := ask(e.Socket.Proto(), netip.AddrPortFrom(dst, e.Socket.Local().Port()))
+					claims++
+					if got := k.ino != 0 && members[k.ino]; got != accepts[a] {
+						wrong = append(wrong, fmt.Sprintf("%s: audit says %s %s accepts on %s: %v; the kernel's receiver from outside: inode %d (%s)",
+							m, e.Socket.Proto(), e.Socket.Local(), a, accepts[a], k.ino, k.errno))
+					}
+				}
+			}
+		}
+	}
+	return claims, wrong
+}
+
 func TestLiveDifferential(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -562,6 +647,8 @@ func TestLiveDifferential(t *testing.T) {
 		tallies[m] = &tally{outcomes: map[string]int{}}
 	}
 	planted, refused := 0, 0
+	auditClaims, auditSeq := 0, 0
+	var auditWrong []string
 	const perRound = 40
 	asked := 0
 	for round := 0; asked < questions && !t.Failed(); round++ {
@@ -587,7 +674,19 @@ func TestLiveDifferential(t *testing.T) {
 				}
 				asked++
 			}
+			c, w := n.auditCheck(t, modes, &auditSeq)
+			auditClaims += c
+			auditWrong = append(auditWrong, w...)
+			if len(w) > 0 && len(auditWrong) == len(w) {
+				t.Logf("population:\n  %s", strings.Join(log, "\n  "))
+			}
 		})
+	}
+	t.Logf("audit: %d claims (a listener accepts on an address, or not) checked, %d disagree with the kernel", auditClaims, len(auditWrong))
+	for i, w := range auditWrong {
+		if i < 20 {
+			t.Errorf("audit disagreement: %s", w)
+		}
 	}
 	t.Logf("population: %d sockets or connections planted, %d attempts refused by the kernel", planted, refused)
 	for _, m := range modes {

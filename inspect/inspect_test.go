@@ -294,3 +294,46 @@ func TestPortsConnectBindRead(t *testing.T) {
 		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Audit looks from outside: a socket bound to lo takes nothing that comes
+// from another host, even for the addresses it covers; an address
+// configured on lo (a service address) is reached through the other
+// interfaces, so a socket bound to eth0 takes it. Found by the live
+// differential test (audit claims checked against connects from a peer).
+func TestAuditFromOutside(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{
+			{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("198.51.100.1/24")}},
+			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
+		},
+		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7000"), BoundDev: 1, Inode: 1},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7001"), BoundDev: 2, Inode: 2},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("198.51.100.1:7002"), Inode: 3},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64][]string{}
+	for _, e := range tab.Audit() {
+		var as []string
+		for _, a := range e.Accepts {
+			as = append(as, a.String())
+		}
+		got[tab.Live(e.Socket).Inode] = as
+	}
+	want := map[uint64][]string{
+		1: {"127.0.0.1"},                 // lo-bound: from this host only
+		2: {"198.51.100.1", "192.0.2.1"}, // eth0-bound: every non-loopback address arriving there
+		3: {"198.51.100.1"},              // on lo, reached from outside through eth0
+	}
+	for ino, w := range want {
+		if strings.Join(got[ino], ",") != strings.Join(w, ",") {
+			t.Errorf("socket %d accepts on %v, want %v", ino, got[ino], w)
+		}
+	}
+}

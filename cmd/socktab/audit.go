@@ -37,7 +37,15 @@ that severe, for CI.`,
 				}
 				threshold = s
 			}
-			tabs, err := f.read(live.Options{TCP: true, UDP: true, States: live.StatesListening, Processes: true}, cmd.ErrOrStderr())
+			// Who receives on an address turns on SO_REUSEPORT and
+			// SO_REUSEADDR (a reuseport group, or the newest UDP sharer):
+			// read them, as bind and who do.
+			opts := live.Options{TCP: true, UDP: true, States: live.StatesListening, Processes: true}
+			var err error
+			if opts.SockOpts, err = f.optionsMode(); err != nil {
+				return err
+			}
+			tabs, err := f.read(opts, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,9 @@ import (
 // runOverview is `socktab` with no arguments: listeners with their
 // exposure and connection counts, then ephemeral port use.
 func runOverview(w, stderr io.Writer, f liveFlags) error {
-	tabs, err := f.read(live.Options{TCP: true, UDP: true, Processes: true}, stderr)
+	// The kernel's options where the BPF reader runs (its exposure lines
+	// are audit's); no descriptor walk over every socket.
+	tabs, err := f.read(live.Options{TCP: true, UDP: true, Processes: true, SockOpts: live.OptsKernel}, stderr)
 	if err != nil {
 		return err
 	}
