@@ -136,7 +136,13 @@ func (m *socktabImpl) ephemeral(lo, hi, occ int, contiguous bool) prepared {
 	if e, err := h.Sysctl.Set("net.ipv4.ip_local_port_range", []string{strconv.Itoa(lo), strconv.Itoa(hi)}); err != nil || e != engine.OK {
 		panic(fmt.Sprint("sysctl ", e, err))
 	}
-	h.Network().AddHost("peer").AddIface("eth0", netip.MustParsePrefix("198.51.100.10/24"))
+	peer := h.Network().AddHost("peer")
+	peer.AddIface("eth0", netip.MustParsePrefix("198.51.100.10/24"))
+	// The way back: a host with no route to the source never sends its
+	// RST, and the connect would stay in progress instead of refused.
+	if err := peer.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), "eth0"); err != nil {
+		panic(err)
+	}
 	for _, p := range takenPorts(m.cfg.Seed, lo, hi, occ, contiguous) {
 		if _, err := h.Insert(engine.SocketSpec{Family: engine.Inet, Proto: engine.TCP, State: engine.Established,
 			Local: netip.AddrPortFrom(serverAddr, uint16(p)), Remote: connDst, ConnectBind: true}); err != nil {

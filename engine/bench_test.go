@@ -372,6 +372,12 @@ func connectOp(b *testing.B, mode, layout string, occ int) (op func(), check fun
 	net := h.Network()
 	peerHost := net.AddHost("peer")
 	peerHost.AddIface("eth0", netip.MustParsePrefix("198.51.100.10/24"))
+	// The way back to the server: since a1a6d34 a host with no route to
+	// the source never sends its answer, and the connect would stay in
+	// progress instead of being refused.
+	if err := peerHost.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), "eth0"); err != nil {
+		b.Fatal(err)
+	}
 	var lst *engine.Socket
 	if mode == "cycle" {
 		lst, _ = peerHost.NewSocket(engine.Inet, engine.TCP, 0)
