@@ -80,6 +80,12 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if s.proto == TCP && (v4.IsMulticast() || h.isBroadcast(v4)) {
 		return fail(ENETUNREACH, ruleMulticastConnect)
 	}
+	if v4.Is6() && (v4.IsLinkLocalUnicast() || v4.IsLinkLocalMulticast() || v4.IsInterfaceLocalMulticast()) && s.device() == 0 {
+		// __ipv6_addr_needs_scope_id: a link- or interface-scoped
+		// destination needs a device, and a scenario's connect carries no
+		// zone (tcp_v6_connect, __ip6_datagram_connect).
+		return fail(EINVAL, ruleConnectNeedsScope)
+	}
 	src, out, ok := h.route(v4)
 	if !ok && v4.Is6() && v4.IsMulticast() {
 		// Every interface but lo routes ff00::/8 (addrconf_add_mroute): a
@@ -330,6 +336,14 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 			before += Rule("; not modelled for " + target.prof.Name + ": Linux's challenge ACK is used")
 		}
 		d = target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+	}
+	if d.Verdict == Deliver && d.Socket.state == Listen && target.AnswerLost(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN}, d) {
+		// The listener's SYN-ACK cannot get back (a device-bound
+		// listener answers through its device): the listener drops the
+		// SYN and the connect stays in progress.
+		h.establish(s)
+		h.setState(s, SynSent)
+		return Result{Err: EINPROGRESS, Rule: ruleListenerAnswerLost, Other: d.Socket, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
 	r := h.connectAnswered(s, src, dst, d, toSelf, target)
 	if before != "" {

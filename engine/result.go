@@ -76,6 +76,8 @@ const (
 	ruleChallengeACKReset      Rule = "the SYN met a connection of the same 4-tuple whose client is gone: its challenge ACK drew the client's RST, which reset it (tcp_validate_incoming, tcp_reset)"
 	ruleGroupSourceMapped      Rule = "an AF_INET6 socket bound to a v4-mapped multicast or broadcast address keeps it as its source, which the IPv4 route refuses"
 	ruleNoRouteBack            Rule = "the other host has no route back to the source: its answer is never sent, and the connect stays in progress"
+	ruleConnectNeedsScope      Rule = "a link-local or interface-local IPv6 destination needs a device: bind one (SO_BINDTODEVICE, a zoned bind)"
+	ruleListenerAnswerLost     Rule = "the device-bound listener's SYN-ACK cannot get back to this source: the SYN is dropped and the connect stays in progress"
 	ruleConnectedIndeterminate Rule = "connected; which of the listeners sharing the address takes it is indeterminate (Microsoft documents no choice), and socktab queued it on one of them"
 	ruleNotOnDevice            Rule = "the address is not on the device the socket is bound to"
 	ruleDeviceLocal6           Rule = "a device-bound IPv6 socket has no route to a local address of another device"
