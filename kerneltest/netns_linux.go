@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -104,4 +105,27 @@ func closeFD(fd int) error {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
 	return unix.Close(fd)
+}
+
+// inodeListed reports whether a socket with inode ino appears in one of
+// the calling thread's namespace's /proc/net tables (proc: "tcp", "tcp6",
+// "udp", "udp6", "unix"). Reading them forks nothing.
+func inodeListed(ino uint64, tables ...string) bool {
+	want := strconv.FormatUint(ino, 10)
+	for _, t := range tables {
+		b, err := os.ReadFile("/proc/thread-self/net/" + t)
+		if err != nil {
+			continue
+		}
+		col := 9 // tcp and udp: sl local rem st queues tr retrnsmt uid timeout inode
+		if t == "unix" {
+			col = 6 // Num RefCount Protocol Flags Type St Inode Path
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(l); len(f) > col && f[col] == want {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -337,7 +337,7 @@ func (r *replayer) step(st *scenario.Step) Result {
 		}
 		s.stashed = nil
 		local, peer := r.tuple(s)
-		err := closeFD(s.fd)
+		err := r.closeSock(s)
 		if err == nil && peer.IsValid() {
 			r.settleClose(s.host, local, peer)
 		}

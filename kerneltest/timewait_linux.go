@@ -106,6 +106,46 @@ func (r *replayer) settle() {
 	}
 }
 
+// closeSock closes a socket of the scenario and waits until the kernel has
+// let go of it: its inode no longer listed in its host's /proc/net tables
+// (an orphan left to finish its FIN exchange is listed with inode 0).
+// closeFD holds syscall.ForkLock, but a child that another goroutine forks
+// still holds a copy of every descriptor for a moment after its parent
+// resumes (until its exec closes them), and a close meanwhile only drops
+// our reference: under load a bind right after met the socket's port
+// taken, or a connect its listener still there.
+func (r *replayer) closeSock(s *ksock) error {
+	tables := []string{"tcp", "tcp6"}
+	switch s.proto {
+	case engine.UDP:
+		tables = []string{"udp", "udp6"}
+	case engine.UnixStream, engine.UnixDgram:
+		tables = []string{"unix"}
+	}
+	var err error
+	r.inHost(s.host, func() error {
+		err = closeGone(s.fd, tables...)
+		return nil
+	})
+	return err
+}
+
+// closeGone closes fd and waits until its inode has left tables of the
+// calling thread's namespace (see closeSock), with settleWait as a
+// deadline only.
+func closeGone(fd int, tables ...string) error {
+	var st unix.Stat_t
+	statErr := unix.Fstat(fd, &st)
+	if err := closeFD(fd); err != nil || statErr != nil {
+		return err
+	}
+	deadline := time.Now().Add(settleWait)
+	for inodeListed(st.Ino, tables...) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
 // tuple is the local and peer endpoints of a connected TCP socket whose
 // peer is a host of the scenario, or zero values.
 func (r *replayer) tuple(s *ksock) (local, peer netip.AddrPort) {
