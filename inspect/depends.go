@@ -501,6 +501,9 @@ func (t *Table) WhoAnswer(proto engine.Proto, src, dst netip.AddrPort) (WhoAnswe
 // WhoAnswerOn is WhoAnswer for a packet arriving on interface dev (the
 // kernel's index; 0: the default of engine.Packet).
 func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int) (WhoAnswer, error) {
+	if dev == 0 {
+		dev = t.arrival(src, dst)
+	}
 	d := t.WhoOn(proto, src, dst, dev)
 	a := WhoAnswer{Answer: AnswerFails, Delivery: d}
 	if d.Verdict == engine.Deliver {
@@ -539,6 +542,36 @@ func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int
 	good := deliveryKey(t, d)
 	a.Unknowns = v.explain(func(vals []int) string { return results[fmt.Sprint(vals)] }, tried, good, "get the packet as shown")
 	return a, nil
+}
+
+// arrival is the interface a packet from src to dst arrives on when the
+// question names none: 0 (the engine's default, the interface that carries
+// dst) except for a packet from another host to an address configured on
+// a loopback interface that is not a loopback address (a service address
+// on lo): nothing from outside arrives on lo, so it comes in on the first
+// other interface.
+func (t *Table) arrival(src, dst netip.AddrPort) int {
+	a := dst.Addr().WithZone("").Unmap()
+	if t.Host.IsLocal(src.Addr().WithZone("")) || a.IsLoopback() || a.IsMulticast() {
+		return 0
+	}
+	onLoopback := false
+	for _, i := range t.Host.Ifaces {
+		for _, p := range i.Addrs {
+			if p.Addr() == a && i.Loopback {
+				onLoopback = true
+			}
+		}
+	}
+	if !onLoopback {
+		return 0
+	}
+	for _, i := range t.Host.Ifaces {
+		if !i.Loopback {
+			return i.Index
+		}
+	}
+	return 0
 }
 
 // lostReason says in words why the answer to a SYN from src cannot get back.

@@ -291,7 +291,7 @@ func randQuestion(r *mrand.Rand, seq int) question {
 			q.fromPeer = true
 			q.src = netip.AddrPortFrom(netip.MustParseAddr("fe80::2%eth0"), sport)
 		}
-	case (dst.String() == "192.0.2.1" || dst.String() == "2001:db8::1") && r.IntN(2) == 0:
+	case (dst.String() == "192.0.2.1" || dst.String() == "2001:db8::1" || dst.String() == "198.51.100.1") && r.IntN(2) == 0:
 		q.fromPeer = true
 		peer := "192.0.2.2"
 		if v6 {
@@ -505,9 +505,9 @@ func (tl *tally) add(q question, k kernelAnswer, a socktabAnswer, mode string) {
 		case a.answer == AnswerFails && q.proto == engine.TCP && mode != "guess":
 			// What the client hears must agree too: a RST refuses the
 			// connect; nothing at all (a lost answer) lets it time out
-			// (EINTR: a signal ended the wait first). Other errors are
-			// the probe's own and compare as before.
-			refused, silent := k.errno == "ECONNREFUSED", k.errno == "EINPROGRESS" || k.errno == "EINTR"
+			// (EINPROGRESS). Other errors are the probe's own and compare
+			// as before.
+			refused, silent := k.errno == "ECONNREFUSED", k.errno == "EINPROGRESS"
 			ok = k.ino == 0 && (!refused && !silent || refused == (a.verdict == engine.RST) && silent == (a.verdict == engine.Drop))
 		case a.answer == AnswerFails:
 			ok = k.ino == 0

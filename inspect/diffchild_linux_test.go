@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -370,16 +371,45 @@ func (c *child) probeTCP(r childReq) childResp {
 	if err := unix.Bind(fd, ssa); err != nil {
 		return childResp{Err: "bind: " + errName(err)}
 	}
-	// A connect that nobody answers (neither SYN-ACK nor RST) ends after
-	// 10 s; on loopback and a veth an answer comes well before, even on a
-	// loaded machine.
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 10})
-	err = unix.Connect(fd, dsa)
+	// A connect that nobody answers (neither SYN-ACK nor RST) counts as
+	// silent (EINPROGRESS) after 10 s; on loopback and a veth an answer
+	// comes well before, even on a loaded machine. The connect runs
+	// non-blocking and its end is polled for: a blocking connect with a
+	// timeout returns EINTR at any signal (the Go runtime's preemption
+	// signals included), which once read as "no answer" under load.
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	if err != nil {
+	if err := unix.SetNonblock(fd, true); err != nil {
 		return childResp{Err: errName(err)}
 	}
-	return childResp{}
+	if err = unix.Connect(fd, dsa); err != unix.EINPROGRESS {
+		if err != nil {
+			return childResp{Err: errName(err)}
+		}
+		return childResp{}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return childResp{Err: "EINPROGRESS"}
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, int(left/time.Millisecond)+1)
+		if err == unix.EINTR || n == 0 {
+			continue
+		}
+		if err != nil {
+			return childResp{Err: errName(err)}
+		}
+		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return childResp{Err: errName(err)}
+		}
+		if soerr != 0 {
+			return childResp{Err: errName(unix.Errno(soerr))}
+		}
+		return childResp{}
+	}
 }
 
 // probeUDP sends Token from Addr to Peer on a connected socket, kept open

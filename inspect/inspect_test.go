@@ -337,3 +337,45 @@ func TestAuditFromOutside(t *testing.T) {
 		}
 	}
 }
+
+// who from outside to a service address on lo: the packet arrives on the
+// first other interface, so a listener bound to lo does not take it and
+// one bound to eth0 does; from this host itself it is local traffic.
+func TestWhoFromOutsideToAddressOnLo(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{
+			{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("198.51.100.1/24")}},
+			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
+		},
+		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7000"), BoundDev: 1, Inode: 1},
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7001"), BoundDev: 2, Inode: 2},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		src, dst string
+		want     uint64
+	}{
+		{"203.0.113.254:54321", "198.51.100.1:7000", 0}, // lo-bound: nothing from outside
+		{"203.0.113.254:54321", "198.51.100.1:7001", 2}, // arrives on eth0
+		{"198.51.100.1:54321", "198.51.100.1:7000", 1},  // local traffic, on lo
+	} {
+		a, err := tab.WhoAnswer(engine.TCP, ap(c.src), ap(c.dst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got uint64
+		if a.Answer == AnswerOK && a.Delivery.Socket != nil {
+			got = tab.Live(a.Delivery.Socket).Inode
+		}
+		if got != c.want {
+			t.Errorf("who %s from %s: inode %d (%s), want %d", c.dst, c.src, got, a.Answer, c.want)
+		}
+	}
+}

@@ -53,7 +53,10 @@ interface the packet arrives on (SO_BINDTODEVICE) scoring above one that is not.
 When none would, TCP answers RST and UDP ICMP port unreachable.
 
 The packet arrives on the interface that carries DST, or on --dev IFACE; a
-link-local IPv6 DST takes its interface as a zone, [fe80::1%eth0]:80. A UDP
+link-local IPv6 DST takes its interface as a zone, [fe80::1%eth0]:80. From
+another host, an address configured on lo that is not a loopback address
+arrives on the first interface other than lo (nothing from outside arrives
+on lo). A UDP
 datagram to a broadcast address (255.255.255.255, or a subnet's broadcast
 address) or to a multicast group reaches every matching socket, and nothing
 answers it; a multicast one only if the interface joined the group (as the
