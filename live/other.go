@@ -27,3 +27,7 @@ type Membership struct {
 func GroupMembership(s *Socket, group netip.Addr, ifindexes []int) (Membership, error) {
 	return Membership{}, errUnsupported
 }
+
+// NetnsDir is where Linux bind-mounts named network namespaces; elsewhere
+// there are none, and every read fails with errUnsupported.
+var NetnsDir = "/run/netns"
