@@ -237,9 +237,13 @@ func (h *Host) broadcastIface(a netip.Addr) *Iface {
 	if a.Is4() {
 		av = be32(a.As4())
 	}
+	// A subnet shorter than /31 has at least two host bits, all set in its
+	// broadcast address: an address not ending in binary 11 is none (most
+	// unicast destinations skip the scan of the prefixes).
+	subnets := a.Is4() && av&3 == 3
 	for _, i := range h.Ifaces {
 		for _, p := range i.Addrs {
-			if a.Is4() && p.Addr().Is4() && p.Bits() >= 0 && p.Bits() < 31 && lastAddr(p) == av {
+			if subnets && p.Addr().Is4() && p.Bits() >= 0 && p.Bits() < 31 && lastAddr(p) == av {
 				return i
 			}
 		}
@@ -282,7 +286,8 @@ func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
 	best := -1
 	for _, i := range h.Ifaces {
 		for _, p := range i.Addrs {
-			if p.Addr().Is4() == dst.Is4() && p.Masked().Contains(dst) && p.Bits() > best {
+			// Contains compares only the prefix's leading bits: no Masked needed.
+			if p.Addr().Is4() == dst.Is4() && p.Contains(dst) && p.Bits() > best {
 				best, out, src = p.Bits(), i, p.Addr()
 			}
 		}
