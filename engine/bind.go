@@ -108,7 +108,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	} else if cache && t.ports.get(port).fastPath(s, false) {
 		rule = ruleBoundFast
 	} else if other, e := t.conflict(s, attrsOf(s), a, port, modeExplicit); e != OK {
-		if first, ok := t.udpFirstOwnerShares(s, port); ok && s.proto == UDP && h.prof.UDPFirstOwner {
+		if first, ok := h.udpFirstOwner(t, s, port); ok {
 			rule = Rule(string(ruleBoundUDPFirst) + ": " + first.Name())
 		} else {
 			s.flags, s.local = old, endpoint{}
@@ -279,4 +279,13 @@ func anyAddr(f Family) netip.Addr {
 // caller's credentials, the conflict rules the socket's owner (sk_uid).
 func (h *Host) BindAs(s *Socket, ap netip.AddrPort, uid uint32) Result {
 	return h.bind(s, ap, uid)
+}
+
+// udpFirstOwner is the UDP short-cut of udp_lib_lport_inuse where the
+// profile has it (udpFirstOwnerShares); a refused TCP bind skips the walk.
+func (h *Host) udpFirstOwner(t *table, s *Socket, port uint16) (*Socket, bool) {
+	if s.proto != UDP || !h.prof.UDPFirstOwner {
+		return nil, false
+	}
+	return t.udpFirstOwnerShares(s, port)
 }
