@@ -175,29 +175,9 @@ func tcpAddr(ap netip.AddrPort) *net.TCPAddr {
 	return &x.a
 }
 
-// udpAddr is tcpAddr for UDP.
-func udpAddr(ap netip.AddrPort) *net.UDPAddr {
-	if !ap.IsValid() {
-		return nil
-	}
-	a := ap.Addr()
-	if a.Is4() {
-		x := new(struct {
-			a  net.UDPAddr
-			ip [4]byte
-		})
-		x.ip = a.As4()
-		x.a = net.UDPAddr{IP: x.ip[:4:4], Port: int(ap.Port())}
-		return &x.a
-	}
-	x := new(struct {
-		a  net.UDPAddr
-		ip [16]byte
-	})
-	x.ip = a.As16()
-	x.a = net.UDPAddr{IP: x.ip[:16:16], Port: int(ap.Port()), Zone: a.Zone()}
-	return &x.a
-}
+// udpAddr is tcpAddr for UDP: net.UDPAddr and net.TCPAddr have the same
+// fields, so the pointer converts.
+func udpAddr(ap netip.AddrPort) *net.UDPAddr { return (*net.UDPAddr)(tcpAddr(ap)) }
 
 // addrPortOf reads a net.Addr a program passed (TCP, UDP or IP address).
 func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
