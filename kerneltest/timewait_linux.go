@@ -160,21 +160,11 @@ func (r *replayer) tuple(s *ksock) (local, peer netip.AddrPort) {
 	if err != nil {
 		return
 	}
-	local, peer = sockaddrAP(la), sockaddrAP(pa)
+	local, peer = addrPortOf(la), addrPortOf(pa)
 	if r.hostOf(peer.Addr().Unmap().WithZone("")) == nil {
 		return netip.AddrPort{}, netip.AddrPort{}
 	}
 	return local, peer
-}
-
-func sockaddrAP(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // settleClose waits until the connection local-peer just closed on h is
