@@ -136,14 +136,22 @@ func (h *Host) resetPeer(c *Socket) {
 	if ph == nil {
 		return
 	}
-	t := ph.tcp
-	t.unhashFlow(p)
-	if p.flags&fConnectBind != 0 {
-		t.removeDest(p)
+	ph.dropToClose(p)
+}
+
+// dropToClose is tcp_done for a connection that stays its user's: out of
+// the connection maps, CLOSE, and a port connect() chose goes back.
+func (h *Host) dropToClose(s *Socket) {
+	t := h.tcp
+	t.unhashFlow(s)
+	if s.flags&fConnectBind != 0 {
+		t.removeDest(s)
 	}
-	ph.connectFailed(p) // tcp_done: CLOSE, and a port connect() chose goes back
-	p.flags |= fWasConnected
-	p.ext.peer = nil
+	h.connectFailed(s)
+	s.flags |= fWasConnected
+	if s.ext != nil {
+		s.ext.peer = nil
+	}
 }
 
 // resetByPeer is a RST from the other end arriving on connection c
@@ -152,20 +160,11 @@ func (h *Host) resetPeer(c *Socket) {
 // queue, as in the kernel (accept hands it out; reads then fail); an
 // orphan leaves every table.
 func (h *Host) resetByPeer(c *Socket) {
-	t := h.tcp
 	if c.Closed() {
-		t.drop(c)
+		h.tcp.drop(c)
 		return
 	}
-	t.unhashFlow(c)
-	if c.flags&fConnectBind != 0 {
-		t.removeDest(c)
-	}
-	h.connectFailed(c)
-	c.flags |= fWasConnected
-	if c.ext != nil {
-		c.ext.peer = nil
-	}
+	h.dropToClose(c)
 }
 
 // drop removes a TCP connection from every table.
@@ -267,15 +266,6 @@ func (h *Host) Reset(s *Socket) Result {
 	if l := s.Parent(); l != nil && l.ext != nil {
 		l.ext.queue = removeFrom(l.ext.queue, s)
 	}
-	t := h.tcp
-	t.unhashFlow(s)
-	if s.flags&fConnectBind != 0 {
-		t.removeDest(s)
-	}
-	h.connectFailed(s)
-	s.flags |= fWasConnected
-	if s.ext != nil {
-		s.ext.peer = nil
-	}
+	h.dropToClose(s)
 	return Result{Rule: ruleReset}
 }
