@@ -355,22 +355,41 @@ func (c *child) connection(r childReq) childResp {
 	return resp
 }
 
+// probeSocket opens a probe's socket of type typ bound to r.Addr (a TCP
+// one with SO_REUSEADDR, so that its source port can be used again at once)
+// and returns it with r.Peer's address; fail says which step failed.
+func probeSocket(r childReq, typ int) (fd int, peer unix.Sockaddr, fail *childResp) {
+	src, err := netip.ParseAddrPort(r.Addr)
+	if err != nil {
+		return -1, nil, &childResp{Err: "source: " + err.Error()}
+	}
+	dst, err := netip.ParseAddrPort(r.Peer)
+	if err != nil {
+		return -1, nil, &childResp{Err: "peer: " + err.Error()}
+	}
+	ssa, fam := sockaddrOf(src)
+	peer, _ = sockaddrOf(dst)
+	if fd, err = unix.Socket(fam, typ|unix.SOCK_CLOEXEC, 0); err != nil {
+		return -1, nil, &childResp{Err: errName(err)}
+	}
+	if typ == unix.SOCK_STREAM {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}
+	if err := unix.Bind(fd, ssa); err != nil {
+		unix.Close(fd)
+		return -1, nil, &childResp{Err: "bind: " + errName(err)}
+	}
+	return fd, peer, nil
+}
+
 // probeTCP connects from Addr to Peer and resets the connection: Err is
 // "" when a listener accepted it (ask "accepted" which), else the errno.
 func (c *child) probeTCP(r childReq) childResp {
-	src, _ := netip.ParseAddrPort(r.Addr)
-	dst, _ := netip.ParseAddrPort(r.Peer)
-	ssa, fam := sockaddrOf(src)
-	dsa, _ := sockaddrOf(dst)
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return childResp{Err: errName(err)}
+	fd, dsa, fail := probeSocket(r, unix.SOCK_STREAM)
+	if fail != nil {
+		return *fail
 	}
 	defer unix.Close(fd)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err := unix.Bind(fd, ssa); err != nil {
-		return childResp{Err: "bind: " + errName(err)}
-	}
 	// A connect that nobody answers (neither SYN-ACK nor RST) counts as
 	// silent (EINPROGRESS) after 10 s; on loopback and a veth an answer
 	// comes well before, even on a loaded machine. The connect runs
@@ -381,7 +400,7 @@ func (c *child) probeTCP(r childReq) childResp {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return childResp{Err: errName(err)}
 	}
-	if err = unix.Connect(fd, dsa); err != unix.EINPROGRESS {
+	if err := unix.Connect(fd, dsa); err != unix.EINPROGRESS {
 		if err != nil {
 			return childResp{Err: errName(err)}
 		}
@@ -416,17 +435,9 @@ func (c *child) probeTCP(r childReq) childResp {
 // under the token so that "refused" can tell whether the ICMP port
 // unreachable that says nobody received it came back.
 func (c *child) probeUDP(r childReq) childResp {
-	src, _ := netip.ParseAddrPort(r.Addr)
-	dst, _ := netip.ParseAddrPort(r.Peer)
-	ssa, fam := sockaddrOf(src)
-	dsa, _ := sockaddrOf(dst)
-	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return childResp{Err: errName(err)}
-	}
-	if err := unix.Bind(fd, ssa); err != nil {
-		unix.Close(fd)
-		return childResp{Err: "bind: " + errName(err)}
+	fd, dsa, fail := probeSocket(r, unix.SOCK_DGRAM)
+	if fail != nil {
+		return *fail
 	}
 	if err := unix.Connect(fd, dsa); err != nil {
 		unix.Close(fd)
