@@ -112,10 +112,18 @@ func (t *Table) Audit() []Exposure {
 		a  netip.Addr
 		in []int // the interfaces a packet to a can arrive on (ingresses)
 	}
+	// Only a socket bound to a device tells one ingress from another, so
+	// of the interfaces without one, the first stands for all.
+	bound := map[int]bool{}
+	for _, s := range t.Sockets() {
+		if d := s.Device(); d != 0 {
+			bound[d] = true
+		}
+	}
 	var addrs []local
 	for _, i := range t.Host.Ifaces {
 		for _, p := range i.Addrs {
-			addrs = append(addrs, local{p.Addr(), t.ingresses(p.Addr(), i)})
+			addrs = append(addrs, local{p.Addr(), t.ingresses(p.Addr(), i, bound)})
 		}
 	}
 	var out []Exposure
@@ -186,7 +194,11 @@ func (t *Table) Audit() []Exposure {
 // interface, so an address configured on lo is reached from outside
 // through the others, and a socket bound to one device takes what arrives
 // there for every address).
-func (t *Table) ingresses(a netip.Addr, i *engine.Iface) []int {
+//
+// Interfaces that no socket is bound to (bound) give the same lookup, so
+// only the first of them is listed: audit's cost does not grow with a
+// host's many unaddressed interfaces (container veths).
+func (t *Table) ingresses(a netip.Addr, i *engine.Iface, bound map[int]bool) []int {
 	switch {
 	case a.Unmap().IsLoopback():
 		return []int{i.Index}
@@ -194,10 +206,13 @@ func (t *Table) ingresses(a netip.Addr, i *engine.Iface) []int {
 		return []int{i.Index}
 	}
 	var in []int
+	plain := false
 	for _, j := range t.Host.Ifaces {
-		if !j.Loopback {
-			in = append(in, j.Index)
+		if j.Loopback || !bound[j.Index] && plain {
+			continue
 		}
+		plain = plain || !bound[j.Index]
+		in = append(in, j.Index)
 	}
 	if len(in) == 0 {
 		return []int{i.Index} // a host of loopback only: what reaches it comes from itself
