@@ -112,14 +112,7 @@ func (t *Table) Audit() []Exposure {
 		a  netip.Addr
 		in []int // the interfaces a packet to a can arrive on (ingresses)
 	}
-	// Only a socket bound to a device tells one ingress from another, so
-	// of the interfaces without one, the first stands for all.
-	bound := map[int]bool{}
-	for _, s := range t.Sockets() {
-		if d := s.Device(); d != 0 {
-			bound[d] = true
-		}
-	}
+	bound := t.boundDevices()
 	var addrs []local
 	for _, i := range t.Host.Ifaces {
 		for _, p := range i.Addrs {
@@ -218,6 +211,19 @@ func (t *Table) ingresses(a netip.Addr, i *engine.Iface, bound map[int]bool) []i
 		return []int{i.Index} // a host of loopback only: what reaches it comes from itself
 	}
 	return in
+}
+
+// boundDevices are the interfaces some socket is bound to
+// (SO_BINDTODEVICE): only these tell one ingress from another in a lookup,
+// so of the others the first stands for all.
+func (t *Table) boundDevices() map[int]bool {
+	bound := map[int]bool{}
+	for _, s := range t.Sockets() {
+		if d := s.Device(); d != 0 {
+			bound[d] = true
+		}
+	}
+	return bound
 }
 
 func contains(g []*engine.Socket, s *engine.Socket) bool {

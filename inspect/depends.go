@@ -501,11 +501,24 @@ func (t *Table) WhoAnswer(proto engine.Proto, src, dst netip.AddrPort) (WhoAnswe
 // WhoAnswerOn is WhoAnswer for a packet arriving on interface dev (the
 // kernel's index; 0: the default of engine.Packet).
 func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int) (WhoAnswer, error) {
+	var alts []int
 	if dev == 0 {
-		dev = t.arrival(src, dst)
+		if in := t.arrivals(src, dst); len(in) > 0 {
+			dev, alts = in[0], in[1:]
+		}
 	}
 	d := t.WhoOn(proto, src, dst, dev)
 	a := WhoAnswer{Answer: AnswerFails, Delivery: d}
+	for _, alt := range alts {
+		if deliveryKey(t, t.WhoOn(proto, src, dst, alt)) != deliveryKey(t, d) {
+			// Which interface the packet comes in on is the question's,
+			// not a fact socktab could read: name it rather than pick one.
+			a.Answer = AnswerDepends
+			a.Unknowns = []string{fmt.Sprintf("the interface a packet from another host to %s arrives on: through %s it goes as shown, through %s not (name one with --dev)",
+				dst.Addr(), t.ifaceName(dev), t.ifaceName(alt))}
+			return a, nil
+		}
+	}
 	if d.Verdict == engine.Deliver {
 		a.Answer = AnswerOK
 	}
@@ -544,34 +557,29 @@ func (t *Table) WhoAnswerOn(proto engine.Proto, src, dst netip.AddrPort, dev int
 	return a, nil
 }
 
-// arrival is the interface a packet from src to dst arrives on when the
-// question names none: 0 (the engine's default, the interface that carries
-// dst) except for a packet from another host to an address configured on
-// a loopback interface that is not a loopback address (a service address
-// on lo): nothing from outside arrives on lo, so it comes in on the first
-// other interface.
-func (t *Table) arrival(src, dst netip.AddrPort) int {
+// arrivals are the interfaces a packet from src to dst may arrive on when
+// the question names none, the first taken for the answer; nil leaves it
+// to the engine (the interface that carries dst). They are audit's
+// ingresses for a packet from another host to an address configured on a
+// loopback interface that is not a loopback address (a service address on
+// lo): nothing from outside arrives on lo, so it comes in on one of the
+// other interfaces.
+func (t *Table) arrivals(src, dst netip.AddrPort) []int {
 	a := dst.Addr().WithZone("").Unmap()
 	if t.Host.IsLocal(src.Addr().WithZone("")) || a.IsLoopback() || a.IsMulticast() {
-		return 0
+		return nil
 	}
-	onLoopback := false
 	for _, i := range t.Host.Ifaces {
 		for _, p := range i.Addrs {
 			if p.Addr() == a && i.Loopback {
-				onLoopback = true
+				if in := t.ingresses(a, i, t.boundDevices()); len(in) > 0 && in[0] != i.Index {
+					return in
+				}
+				return nil
 			}
 		}
 	}
-	if !onLoopback {
-		return 0
-	}
-	for _, i := range t.Host.Ifaces {
-		if !i.Loopback {
-			return i.Index
-		}
-	}
-	return 0
+	return nil
 }
 
 // lostReason says in words why the answer to a SYN from src cannot get back.

@@ -379,3 +379,39 @@ func TestWhoFromOutsideToAddressOnLo(t *testing.T) {
 		}
 	}
 }
+
+// With two interfaces a packet from another host could come in on, and a
+// listener bound to one of them, which one it arrives on decides: who says
+// depends and names the question's missing part instead of picking one.
+func TestWhoFromOutsideDependsOnArrival(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	snap := &live.Snapshot{
+		Interfaces: []live.Interface{
+			{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("198.51.100.1/24")}},
+			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
+			{Name: "eth1", Index: 3, Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")}},
+		},
+		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sockets: []live.Socket{
+			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7001"), BoundDev: 3, Inode: 1},
+		},
+	}
+	tab, err := Load(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tab.WhoAnswer(engine.TCP, ap("192.0.2.99:54321"), ap("198.51.100.1:7001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 || !strings.Contains(a.Unknowns[0], "name one with --dev") {
+		t.Errorf("who 198.51.100.1:7001 from outside: %+v, want depends on the arrival interface", a)
+	}
+	// Named, it is exact.
+	if a, _ := tab.WhoAnswerOn(engine.TCP, ap("192.0.2.99:54321"), ap("198.51.100.1:7001"), 3); a.Answer != AnswerOK {
+		t.Errorf("arriving on eth1: %+v, want ok", a)
+	}
+	if a, _ := tab.WhoAnswerOn(engine.TCP, ap("192.0.2.99:54321"), ap("198.51.100.1:7001"), 2); a.Answer != AnswerFails {
+		t.Errorf("arriving on eth0: %+v, want fails", a)
+	}
+}

@@ -55,8 +55,9 @@ When none would, TCP answers RST and UDP ICMP port unreachable.
 The packet arrives on the interface that carries DST, or on --dev IFACE; a
 link-local IPv6 DST takes its interface as a zone, [fe80::1%eth0]:80. From
 another host, an address configured on lo that is not a loopback address
-arrives on the first interface other than lo (nothing from outside arrives
-on lo). A UDP
+arrives on one of the interfaces other than lo (nothing from outside arrives
+on lo); when a socket bound to one of them makes the answer differ, the
+answer is "depends" and says to name the interface with --dev. A UDP
 datagram to a broadcast address (255.255.255.255, or a subnet's broadcast
 address) or to a multicast group reaches every matching socket, and nothing
 answers it; a multicast one only if the interface joined the group (as the
@@ -68,7 +69,8 @@ none can be read and it decides, the answer is "depends" and names the socket.
 
 Exit 0 when a socket would receive the packet (with several namespaces: in any of
 them), 1 when nothing would (RST, ICMP, drop), 2 on a usage or read error, 3 when the
-receiver depends on socket options nobody could read, so scripts can test it.`,
+receiver depends on socket options nobody could read or on an arrival interface the
+question left open, so scripts can test it.`,
 		Example: `  socktab who tcp 127.0.0.1:8080
   socktab who tcp [fe80::1%eth0]:22 --all-netns -o json
   socktab who udp 239.1.2.3:5000 --dev eth0`,
