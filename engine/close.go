@@ -44,13 +44,11 @@ func (h *Host) Close(s *Socket) Result {
 		now := h.net.now
 		t.unhashFlow(s)
 		p := s.peerSock()
-		t.reown(s, func() {
-			if p != nil && !p.Closed() {
-				s.state = FinWait2
-			} else {
-				s.state = TimeWait // an outside peer is assumed to close at once
-			}
-		})
+		if p != nil && !p.Closed() {
+			t.restate(s, FinWait2)
+		} else {
+			t.restate(s, TimeWait) // an outside peer is assumed to close at once
+		}
 		if s.state == FinWait2 {
 			p.host().setState(p, CloseWait)
 		}
@@ -109,14 +107,9 @@ func (s *Socket) host() *Host {
 func (h *Host) setState(s *Socket, st State) {
 	t := h.table(s.proto)
 	in := s.flags & (fInFlows | fInTWs)
-	if s.flags&fHasPort != 0 && kindOf(st, s.Closed()) != s.kind() {
-		t.reown(s, func() { s.state = st })
-	} else {
-		// The bind rules read the state only through its kind
-		// (ESTABLISHED to CLOSE_WAIT, an orphan's FIN_WAIT2 to
-		// TIME_WAIT): the socket stays where it is in its port's classes.
-		s.state = st
-	}
+	// The bind rules read the state only through its kind (ESTABLISHED to
+	// CLOSE_WAIT, an orphan's FIN_WAIT2 to TIME_WAIT keep their class).
+	t.restate(s, st)
 	// A connection moves between the two maps only when its kind does
 	// (to or from an orphan's TIME_WAIT); its key stays the same.
 	if s.proto == TCP && in != 0 && in != t.hashedIn(s) {

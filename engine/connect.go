@@ -383,7 +383,7 @@ func (h *Host) connectAnswered(s *Socket, src netip.Addr, dst netip.AddrPort, d 
 
 func (h *Host) establish(s *Socket) {
 	t := h.tcp
-	t.reown(s, func() { s.state = Established })
+	t.restate(s, Established)
 	t.hashFlow(s)
 	if s.flags&fConnectBind != 0 {
 		t.addDest(s)

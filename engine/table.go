@@ -427,6 +427,32 @@ func (t *table) reown(s *Socket, change func()) {
 	}
 }
 
+// restate moves s to state st when nothing else about it changes. Only its
+// holder class's kind can move, so it changes class within its own bucket:
+// what reown does in effect, without emptying and refilling the bucket
+// (the connect and close of every connection pass here).
+func (t *table) restate(s *Socket, st State) {
+	if s.flags&fHasPort == 0 {
+		s.state = st
+		return
+	}
+	old := attrsOf(s)
+	s.state = st
+	a := old
+	a.kind = s.kind()
+	if a == old {
+		return
+	}
+	b := t.ports.get(s.local.Port())
+	b.all.remove(old, s)
+	b.all.add(a, s)
+	if !a.cat.wildcard() {
+		cs := b.addrClasses(addrKey(s.local.a), true)
+		cs.remove(old, s)
+		cs.add(a, s)
+	}
+}
+
 // udpFirstOwnerShares is the short-cut of udp_lib_lport_inuse (net/ipv4/
 // udp.c) for an explicit bind: the port's chain is walked from its head
 // (the newest holder, except that AF_INET6 SO_REUSEPORT ones sit at the
