@@ -36,8 +36,8 @@ func (h *Host) Close(s *Socket) Result {
 			h.resetPeer(c)
 			t.drop(c) // unaccepted children are reset (inet_csk_listen_stop)
 		}
-		if s.ext != nil {
-			s.ext.queue = nil
+		if m := s.peek(); m != nil {
+			m.queue = nil
 		}
 		h.gone(s)
 	case Established:
@@ -233,8 +233,8 @@ func (h *Host) Abort(s *Socket) Result {
 		return h.Close(s)
 	}
 	h.resetPeer(s)
-	if l := s.Parent(); l != nil && l.ext != nil {
-		l.ext.queue = removeFrom(l.ext.queue, s)
+	if l := s.Parent(); l != nil && l.peek() != nil {
+		l.ext.more.queue = removeFrom(l.ext.more.queue, s)
 	}
 	h.tcp.drop(s) // before fClosed: the holder class is the one it joined with
 	s.flags |= fClosed
@@ -256,8 +256,8 @@ func (h *Host) Reset(s *Socket) Result {
 			ph.tcp.drop(p)
 		}
 	}
-	if l := s.Parent(); l != nil && l.ext != nil {
-		l.ext.queue = removeFrom(l.ext.queue, s)
+	if l := s.Parent(); l != nil && l.peek() != nil {
+		l.ext.more.queue = removeFrom(l.ext.more.queue, s)
 	}
 	h.dropToClose(s)
 	return Result{Rule: ruleReset}

@@ -191,8 +191,8 @@ func (s *Socket) fixedSource(toV4 bool) netip.Addr {
 		return netip.Addr{}
 	}
 	if s.fam == Inet6 && toV4 {
-		if s.ext != nil && s.ext.keptV4.IsValid() {
-			return s.ext.keptV4
+		if m := s.peek(); m != nil && m.keptV4.IsValid() {
+			return m.keptV4
 		}
 		if a := s.local.Addr(); a.Is4In6() && !a.Unmap().IsUnspecified() {
 			return a.Unmap()
@@ -492,7 +492,8 @@ func (h *Host) spawnChild(l *Socket, local, remote netip.AddrPort) *Socket {
 	h.register(c)
 	h.tcp.addOwner(c)
 	h.tcp.hashFlow(c)
-	l.x().queue = append(l.x().queue, c)
+	m := l.more()
+	m.queue = append(m.queue, c)
 	return c
 }
 
@@ -626,8 +627,8 @@ func (h *Host) connectUDP(s *Socket, src netip.Addr, dst netip.AddrPort) Result 
 		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), s.local.Port()))
 		t.addOwner(s)
 	}
-	if s.fam == Inet6 && src.Is4() && (s.ext == nil || !s.ext.keptV4.IsValid()) {
-		s.x().keptV4 = src // the IPv4 source stays for later mapped connects
+	if s.fam == Inet6 && src.Is4() && (s.peek() == nil || !s.ext.more.keptV4.IsValid()) {
+		s.more().keptV4 = src // the IPv4 source stays for later mapped connects
 	}
 	s.remote = ep(netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port()))
 	t.removeOwner(s)
@@ -665,9 +666,9 @@ func (h *Host) Accept(l *Socket) (*Socket, Result) {
 	c := q[0]
 	q[0] = nil
 	if len(q) == 1 {
-		l.ext.queue = q[:0] // keeps its room: the next child does not allocate
+		l.ext.more.queue = q[:0] // keeps its room: the next child does not allocate
 	} else {
-		l.ext.queue = q[1:]
+		l.ext.more.queue = q[1:]
 	}
 	c.flags |= fAccepted
 	return c, Result{Rule: ruleAccepted, Other: c, Local: c.local.AP(), Remote: c.remote.AP()}

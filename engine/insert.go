@@ -51,7 +51,7 @@ func (h *Host) Insert(sp SocketSpec) (*Socket, error) {
 	}
 	if sp.Family == Unix {
 		if sp.Path != "" {
-			s.x().path = sp.Path
+			s.more().path = sp.Path
 			if isAbstract(sp.Path) {
 				h.unix.abstract[abstractKey{sp.Path, sp.Proto}] = s
 			} else if sp.State == Listen || h.unix.files[sp.Path] == nil {

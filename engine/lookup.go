@@ -50,8 +50,8 @@ func (t *table) hashListener(s *Socket) {
 		var g *rpGroup
 		for _, x := range list {
 			if x.ReusePort() && x.fam == s.fam && x.V6Only() == s.V6Only() && x.device() == s.device() &&
-				x.uid == s.uid && x.local.Addr() == s.local.Addr() && x.ext != nil && x.ext.group != nil {
-				g = x.ext.group
+				x.uid == s.uid && x.local.Addr() == s.local.Addr() && x.peek() != nil && x.ext.more.group != nil {
+				g = x.ext.more.group
 				break
 			}
 		}
@@ -59,7 +59,7 @@ func (t *table) hashListener(s *Socket) {
 			g = &rpGroup{}
 		}
 		g.members = append(g.members, s)
-		s.x().group = g
+		s.more().group = g
 	}
 	*b = insertOrdered(list, s)
 }
@@ -72,10 +72,10 @@ func (t *table) unhashListener(s *Socket) {
 			t.lst.prune(k.port)
 		}
 	}
-	if s.ext != nil && s.ext.group != nil {
-		g := s.ext.group
+	if m := s.peek(); m != nil && m.group != nil {
+		g := m.group
 		g.members = removeFrom(g.members, s)
-		s.ext.group = nil
+		m.group = nil
 	}
 }
 

@@ -99,8 +99,8 @@ func (h *Host) Join(s *Socket, group netip.Addr, dev string) Result {
 			return fail(ENOBUFS, ruleJoinTooMany)
 		}
 	}
-	x := s.x()
-	x.mships = append(x.mships, membership{group: g, dev: idx})
+	m := s.more()
+	m.mships = append(m.mships, membership{group: g, dev: idx})
 	if h.mcRefs == nil {
 		h.mcRefs = map[mkey]int32{}
 	}
@@ -118,10 +118,10 @@ func (s *Socket) Groups() []netip.Addr {
 }
 
 func (s *Socket) groups() []membership {
-	if s.ext == nil {
-		return nil
+	if m := s.peek(); m != nil {
+		return m.mships
 	}
-	return s.ext.mships
+	return nil
 }
 
 // leaveAll drops a closing socket's memberships.
@@ -132,8 +132,8 @@ func (h *Host) leaveAll(s *Socket) {
 			delete(h.mcRefs, k)
 		}
 	}
-	if s.ext != nil {
-		s.ext.mships = nil
+	if m := s.peek(); m != nil {
+		m.mships = nil
 	}
 }
 

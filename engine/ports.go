@@ -11,13 +11,14 @@ import (
 // set the option at all.
 func (h *Host) localRange(s *Socket) (lo, hi int, perSocket bool) {
 	lo, hi = h.Sysctl.PortLow, h.Sysctl.PortHigh
-	if s.ext == nil || (s.ext.portLo == 0 && s.ext.portHi == 0) {
+	m := s.peek()
+	if m == nil || (m.portLo == 0 && m.portHi == 0) {
 		return lo, hi, false
 	}
-	if l := int(s.ext.portLo); l != 0 && l >= lo && l <= hi {
+	if l := int(m.portLo); l != 0 && l >= lo && l <= hi {
 		lo = l
 	}
-	if u := int(s.ext.portHi); u != 0 && u >= lo && u <= hi {
+	if u := int(m.portHi); u != 0 && u >= lo && u <= hi {
 		hi = u
 	}
 	return lo, hi, true

@@ -83,19 +83,26 @@ func (e endpoint) AP() netip.AddrPort {
 	return netip.AddrPortFrom(e.Addr(), e.port)
 }
 
+// sockExt is the state a connection needs (a TIME_WAIT socket keeps it
+// for 60 s, and memnet makes one per connection end): the rest waits in
+// sockMore, so a connection's two extensions stay in small size classes.
 type sockExt struct {
-	dev            int32         // SO_BINDTODEVICE ifindex
-	name           string        // the scenario's name, or a label from the live table
-	until          time.Duration // when a TIME_WAIT / FIN_WAIT2 socket expires
-	parent         *Socket       // the listener an accepted child came from
-	queue          []*Socket     // a listener's accept queue
-	group          *rpGroup      // the SO_REUSEPORT group it belongs to
-	peer           *Socket       // the other end, when both are simulated
-	owner          *Host         // the host, for sockets with a simulated peer
-	path           string        // AF_UNIX bound path ("@name" for abstract)
-	portLo, portHi uint16        // IP_LOCAL_PORT_RANGE
-	keptV4         netip.Addr    // UDP AF_INET6: the IPv4 source a mapped connect set (inet_saddr)
-	mships         []membership  // multicast groups joined (Join)
+	dev    int32         // SO_BINDTODEVICE ifindex
+	until  time.Duration // when a TIME_WAIT / FIN_WAIT2 socket expires
+	parent *Socket       // the listener an accepted child came from
+	peer   *Socket       // the other end, when both are simulated
+	owner  *Host         // the host, for sockets with a simulated peer
+	more   *sockMore     // rarely used state, allocated on first use
+}
+
+type sockMore struct {
+	name           string       // the scenario's name, or a label from the live table
+	queue          []*Socket    // a listener's accept queue
+	group          *rpGroup     // the SO_REUSEPORT group it belongs to
+	path           string       // AF_UNIX bound path ("@name" for abstract)
+	portLo, portHi uint16       // IP_LOCAL_PORT_RANGE
+	keptV4         netip.Addr   // UDP AF_INET6: the IPv4 source a mapped connect set (inet_saddr)
+	mships         []membership // multicast groups joined (Join)
 }
 
 func (s *Socket) x() *sockExt {
@@ -103,6 +110,23 @@ func (s *Socket) x() *sockExt {
 		s.ext = &sockExt{}
 	}
 	return s.ext
+}
+
+// more is the rarely used state, made on first use.
+func (s *Socket) more() *sockMore {
+	x := s.x()
+	if x.more == nil {
+		x.more = &sockMore{}
+	}
+	return x.more
+}
+
+// peek is the rarely used state, nil when none was ever set.
+func (s *Socket) peek() *sockMore {
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext.more
 }
 
 func (s *Socket) Family() Family         { return s.fam }
@@ -131,26 +155,26 @@ func (s *Socket) ConnectBind() bool { return s.flags&fConnectBind != 0 }
 
 // Path is an AF_UNIX socket's bound path, "" when unbound or not unix.
 func (s *Socket) Path() string {
-	if s.ext == nil {
-		return ""
+	if m := s.peek(); m != nil {
+		return m.path
 	}
-	return s.ext.path
+	return ""
 }
 
 // Group lists the SO_REUSEPORT group the socket belongs to, or nil.
 func (s *Socket) Group() []*Socket {
-	if s.ext == nil || s.ext.group == nil {
-		return nil
+	if m := s.peek(); m != nil && m.group != nil {
+		return m.group.members
 	}
-	return s.ext.group.members
+	return nil
 }
 
 // Queue lists a listener's connections not yet accepted.
 func (s *Socket) Queue() []*Socket {
-	if s.ext == nil {
-		return nil
+	if m := s.peek(); m != nil {
+		return m.queue
 	}
-	return s.ext.queue
+	return nil
 }
 
 // Expires is when a TIME_WAIT or FIN_WAIT2 socket leaves the table.
@@ -171,16 +195,16 @@ func (s *Socket) Parent() *Socket {
 
 // Name is the scenario's name for the socket, or a live-table label.
 func (s *Socket) Name() string {
-	if s.ext == nil {
-		return ""
+	if m := s.peek(); m != nil {
+		return m.name
 	}
-	return s.ext.name
+	return ""
 }
 
 // SetName names the socket.
 func (s *Socket) SetName(n string) {
-	if n != "" || s.ext != nil {
-		s.x().name = n
+	if n != "" || s.peek() != nil {
+		s.more().name = n
 	}
 }
 
@@ -449,18 +473,19 @@ func (h *Host) SetLocalPortRange(s *Socket, lo, hi uint16) Result {
 	if lo != 0 && hi != 0 && lo > hi {
 		return fail(EINVAL, rulePortRangeOrder)
 	}
-	if lo != 0 || hi != 0 || s.ext != nil {
-		s.x().portLo, s.x().portHi = lo, hi
+	if lo != 0 || hi != 0 || s.peek() != nil {
+		m := s.more()
+		m.portLo, m.portHi = lo, hi
 	}
 	return Result{Rule: ruleOptionSet}
 }
 
 // LocalPortRange is the socket's IP_LOCAL_PORT_RANGE (0, 0 when unset).
 func (s *Socket) LocalPortRange() (lo, hi uint16) {
-	if s.ext == nil {
-		return 0, 0
+	if m := s.peek(); m != nil {
+		return m.portLo, m.portHi
 	}
-	return s.ext.portLo, s.ext.portHi
+	return 0, 0
 }
 
 // Device is the SO_BINDTODEVICE interface index, 0 when unbound.

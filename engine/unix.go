@@ -58,7 +58,7 @@ func (h *Host) BindUnix(s *Socket, path string) Result {
 		}
 		u.files[path] = s
 	}
-	s.x().path = path
+	s.more().path = path
 	return Result{Rule: ruleBound}
 }
 
@@ -116,10 +116,10 @@ func (h *Host) ConnectUnix(s *Socket, path string) Result {
 			return fail(EINVAL, ruleConnListening)
 		}
 		c := &Socket{fam: Unix, proto: UnixStream, uid: o.uid, state: Established, ext: &sockExt{parent: o}}
-		c.x().path = path
+		c.more().path = path
 		c.ext.peer = s
 		h.register(c)
-		o.x().queue = append(o.x().queue, c)
+		o.more().queue = append(o.more().queue, c)
 		s.x().peer = c
 	}
 	s.state = Established
