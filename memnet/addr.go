@@ -12,6 +12,7 @@ import (
 // netSpec is a parsed network name: "tcp", "tcp4", "udp6", "unix", ...
 type netSpec struct {
 	name         string
+	id           network
 	proto        engine.Proto
 	only4, only6 bool
 }
@@ -32,9 +33,55 @@ func parseNetwork(network string) (netSpec, error) {
 	default:
 		return s, net.UnknownNetworkError(network)
 	}
+	s.id = networkOf(network)
 	s.only4 = strings.HasSuffix(network, "4")
 	s.only6 = strings.HasSuffix(network, "6")
 	return s, nil
+}
+
+// network is a network name package net accepts, in one byte: a
+// connection end keeps it for its errors.
+type network uint8
+
+var networkNames = [...]string{"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "unixgram"}
+
+// networkOf is name's network; parseNetwork accepted name, so it is listed.
+func networkOf(name string) network {
+	for i, n := range networkNames {
+		if n == name {
+			return network(i)
+		}
+	}
+	return 0
+}
+
+func (n network) String() string { return networkNames[n] }
+
+// tcpEnd is a TCP end's address and port without netip's zone pointer:
+// 20 bytes with no pointer, where a netip.AddrPort takes 32.
+type tcpEnd struct {
+	a    [16]byte
+	port uint16
+	v4   bool
+	ok   bool
+}
+
+func endOf(ap netip.AddrPort) tcpEnd {
+	if !ap.IsValid() {
+		return tcpEnd{}
+	}
+	return tcpEnd{a: ap.Addr().As16(), port: ap.Port(), v4: ap.Addr().Is4(), ok: true}
+}
+
+func (e tcpEnd) addrPort() netip.AddrPort {
+	if !e.ok {
+		return netip.AddrPort{}
+	}
+	a := netip.AddrFrom16(e.a)
+	if e.v4 {
+		a = a.Unmap()
+	}
+	return netip.AddrPortFrom(a, e.port)
 }
 
 // services are the port names a program may write instead of a number.

@@ -3,7 +3,6 @@ package memnet
 import (
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -18,9 +17,10 @@ import (
 type pair struct {
 	mu   sync.Mutex
 	p    [2]pipe // p[i]: what end i wrote
-	c    [2]*Conn
-	link *link // nil between two ends on one host
+	link *link   // nil between two ends on one host
 	unix bool
+	fin  [2]bool // fin[i]: end i shut its writing down, EOF once drained
+	ends [2]Conn // both ends live in the pair: a connection is one allocation
 }
 
 // Conn is one end of a TCP or unix stream connection. It implements
@@ -28,24 +28,23 @@ type pair struct {
 // call (CloseWrite, CloseRead, SetLinger, SetReadBuffer, ...), plus fault
 // injection (Reset, SetReadError, SetWriteError).
 type Conn struct {
-	pr      *pair
-	h       *Host
-	sock    *engine.Socket
-	network string
-	laddr   net.Addr       // unix; TCP ends keep lap/rap and make a *net.TCPAddr when asked
-	raddr   net.Addr       //
-	lap     netip.AddrPort // TCP local end
-	rap     netip.AddrPort // TCP remote end
-	rd, wd  deadline
+	pr     *pair
+	h      *Host
+	sock   *engine.Socket
+	ux     *unixEnds // unix; TCP ends keep lap/rap and make a *net.TCPAddr when asked
+	lap    tcpEnd    // TCP local end
+	rap    tcpEnd    // TCP remote end
+	rd, wd deadline
 
 	// guarded by pr.mu (the fields are packed: a connection is two of
 	// these and its pair in one allocation, which stays in a smaller size
 	// class)
 	done   chan struct{} // closed by Close; made when a call first waits
-	soErr  syscall.Errno // reported once by the next read or write (sk_err)
 	inj    *injected     // SetReadError / SetWriteError; nil until one is set
-	linger int32         // SO_LINGER seconds, -1: off
+	soErr  uint16        // a syscall.Errno reported once by the next read or write (sk_err)
+	netw   network       // "tcp", "tcp4", ... as the program asked
 	i      uint8         // which end: pr.p[i] is what this end writes
+	linger int32         // SO_LINGER seconds, -1: off
 	closed bool
 	rdShut bool // after a reset or CloseRead: reads give EOF once drained
 	wrShut bool // after a reset or CloseWrite: writes fail with EPIPE
@@ -76,55 +75,50 @@ func (c *Conn) writeErr() error {
 	return c.inj.write
 }
 
-// connBlock holds a connection's pair and both ends in one allocation.
-type connBlock struct {
-	pr   pair
-	ends [2]Conn
-}
+// unixEnds are a unix stream end's addresses.
+type unixEnds struct{ local, remote net.Addr }
 
 // newPair makes a connection between hosts h and peer (n.mu held) and
 // returns it with its two ends, to be filled in.
 func newPair(h, peer *Host, unix bool) (*pair, *Conn, *Conn) {
-	b := &connBlock{pr: pair{unix: unix, p: [2]pipe{newPipe(), newPipe()}}}
-	pr := &b.pr
+	pr := &pair{unix: unix, p: [2]pipe{newPipe(), newPipe()}}
 	if h != peer {
 		pr.link = h.n.linkOf(h, peer)
 	}
-	c, sc := &b.ends[0], &b.ends[1]
+	c, sc := &pr.ends[0], &pr.ends[1]
 	c.pr, c.i, c.linger = pr, 0, -1
 	sc.pr, sc.i, sc.linger = pr, 1, -1
-	pr.c = [2]*Conn{c, sc}
 	return pr, c, sc
 }
 
 func (c *Conn) in() *pipe  { return &c.pr.p[1-c.i] }
 func (c *Conn) out() *pipe { return &c.pr.p[c.i] }
 func (c *Conn) peer() *Conn {
-	return c.pr.c[1-c.i]
+	return &c.pr.ends[1-c.i]
 }
 
 // LocalAddr is the bound local address (*net.TCPAddr or *net.UnixAddr).
 func (c *Conn) LocalAddr() net.Addr {
-	if c.laddr != nil {
-		return c.laddr
+	if c.ux != nil {
+		return c.ux.local
 	}
-	return tcpAddr(c.lap)
+	return tcpAddr(c.lap.addrPort())
 }
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.raddr != nil {
-		return c.raddr
+	if c.ux != nil {
+		return c.ux.remote
 	}
-	return tcpAddr(c.rap)
+	return tcpAddr(c.rap.addrPort())
 }
 
 func (c *Conn) opErr(op string, err error) error {
-	return plainOpError(op, c.network, c.LocalAddr(), c.RemoteAddr(), err)
+	return plainOpError(op, c.netw.String(), c.LocalAddr(), c.RemoteAddr(), err)
 }
 
 func (c *Conn) sysErr(op string, e syscall.Errno) error {
-	return opError(op, c.network, c.LocalAddr(), c.RemoteAddr(), op, e)
+	return opError(op, c.netw.String(), c.LocalAddr(), c.RemoteAddr(), op, e)
 }
 
 // Read reads bytes the peer wrote, waiting for them; io.EOF after the
@@ -140,7 +134,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 			return 0, c.opErr("read", net.ErrClosed)
 		case c.readErr() != nil:
 			err := c.readErr()
-			signal(in.readable) // the next blocked reader fails too
+			in.wakeReader() // the next blocked reader fails too
 			pr.mu.Unlock()
 			return 0, c.opErr("read", err)
 		case c.rd.passed():
@@ -154,21 +148,21 @@ func (c *Conn) Read(b []byte) (int, error) {
 				return 0, nil
 			}
 			k := in.get(b)
-			signal(in.writable)
+			in.wakeWriter()
 			if in.visible() > 0 {
-				signal(in.readable) // for another reader
+				in.wakeReader() // for another reader
 			}
 			pr.mu.Unlock()
 			return k, nil
 		}
 		if c.soErr != 0 {
-			e := c.soErr
+			e := syscall.Errno(c.soErr)
 			c.soErr = 0
 			pr.mu.Unlock()
 			return 0, c.sysErr("read", e)
 		}
-		if (in.fin || c.rdShut) && (in.n == 0 || c.rdShut) {
-			signal(in.readable)
+		if (c.pr.fin[1-c.i] || c.rdShut) && (in.n == 0 || c.rdShut) {
+			in.wakeReader()
 			pr.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -202,20 +196,20 @@ func (c *Conn) Write(b []byte) (int, error) {
 			return done, c.opErr("write", net.ErrClosed)
 		case c.writeErr() != nil:
 			err := c.writeErr()
-			signal(out.writable)
+			out.wakeWriter()
 			pr.mu.Unlock()
 			return done, c.opErr("write", err)
 		case c.wd.passed():
 			pr.mu.Unlock()
 			return done, c.opErr("write", os.ErrDeadlineExceeded)
 		case c.soErr != 0:
-			e := c.soErr
+			e := syscall.Errno(c.soErr)
 			c.soErr = 0
 			c.wrShut = true
 			pr.mu.Unlock()
 			return done, c.sysErr("write", e)
-		case c.wrShut || out.fin:
-			signal(out.writable)
+		case c.wrShut || c.pr.fin[c.i]:
+			out.wakeWriter()
 			pr.mu.Unlock()
 			return done, c.sysErr("write", syscall.EPIPE)
 		}
@@ -243,7 +237,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 				*out.marks = append(*out.marks, mark{at: time.Now().Add(lat), count: k})
 				time.AfterFunc(lat, func() { pr.arrive(out) })
 			} else {
-				signal(out.readable)
+				out.wakeReader()
 			}
 			continue
 		}
@@ -270,7 +264,7 @@ func (pr *pair) arrive(p *pipe) {
 	if p.held < 0 {
 		p.held = 0
 	}
-	signal(p.readable)
+	p.wakeReader()
 	pr.mu.Unlock()
 }
 
@@ -295,9 +289,9 @@ func (c *Conn) resetLocked() {
 	if c.closed || (c.rdShut && c.wrShut) {
 		return
 	}
-	c.soErr = syscall.ECONNRESET
-	if c.in().fin && !c.pr.unix {
-		c.soErr = syscall.EPIPE
+	c.soErr = uint16(syscall.ECONNRESET)
+	if c.pr.fin[1-c.i] && !c.pr.unix {
+		c.soErr = uint16(syscall.EPIPE)
 	}
 	c.rdShut, c.wrShut = true, true
 	c.wake()
@@ -325,8 +319,8 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 
 // wake wakes every call blocked on c.
 func (c *Conn) wake() {
-	signal(c.in().readable)
-	signal(c.out().writable)
+	c.in().wakeReader()
+	c.out().wakeWriter()
 }
 
 // Close closes the connection. Unread received data or SO_LINGER 0 make it
@@ -351,13 +345,13 @@ func (c *Conn) Close() error {
 		if abort {
 			p.resetLocked()
 			if pr.unix {
-				p.soErr = syscall.ECONNRESET
+				p.soErr = uint16(syscall.ECONNRESET)
 			}
 		} else {
-			out.fin = true
-			signal(out.readable)
+			pr.fin[c.i] = true
+			out.wakeReader()
 		}
-		signal(in.writable)
+		in.wakeWriter()
 	}
 	in.release()
 	pr.mu.Unlock()
@@ -389,9 +383,9 @@ func (c *Conn) CloseWrite() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	out := c.out()
-	if !out.fin {
-		out.fin = true
-		signal(out.readable)
+	if !pr.fin[c.i] {
+		pr.fin[c.i] = true
+		out.wakeReader()
 	}
 	pr.mu.Unlock()
 	if c.sock != nil && !pr.unix {
@@ -408,7 +402,7 @@ func (c *Conn) CloseRead() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.rdShut = true
-	signal(c.in().readable)
+	c.in().wakeReader()
 	return nil
 }
 
@@ -436,7 +430,7 @@ func (c *Conn) SetReadBuffer(bytes int) error {
 	}
 	in := c.in()
 	in.resize(bytes + (in.size - defaultRcvBuf))
-	signal(in.writable)
+	in.wakeWriter()
 	return nil
 }
 
@@ -449,7 +443,7 @@ func (c *Conn) SetWriteBuffer(bytes int) error {
 	}
 	out := c.out()
 	out.resize(bytes + (out.size - defaultSndBuf))
-	signal(out.writable)
+	out.wakeWriter()
 	return nil
 }
 
@@ -498,7 +492,7 @@ func (c *Conn) SetReadError(err error) {
 		c.inj = &injected{}
 	}
 	c.inj.read = err
-	signal(c.in().readable)
+	c.in().wakeReader()
 	c.pr.mu.Unlock()
 }
 
@@ -509,6 +503,6 @@ func (c *Conn) SetWriteError(err error) {
 		c.inj = &injected{}
 	}
 	c.inj.write = err
-	signal(c.out().writable)
+	c.out().wakeWriter()
 	c.pr.mu.Unlock()
 }

@@ -22,14 +22,19 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, defaultRcvBuf+defaul
 // pipe is one direction of a stream connection: bytes one end wrote that
 // the other end has not read yet. It is guarded by its pair's mutex.
 type pipe struct {
-	buf      []byte        // ring; nil while empty
-	head, n  int           // first unread byte, unread bytes
-	held     int           // of n, bytes still in flight (link latency)
-	size     int           // capacity: receive + send buffer
-	fin      bool          // the writer shut down: EOF once drained
-	readable chan struct{} // made by the first reader that waits
-	writable chan struct{} // made by the first writer that waits
-	marks    *[]mark       // when held bytes arrive, oldest first; made by the first delayed write
+	buf     []byte     // ring; nil while empty
+	head, n int        // first unread byte, unread bytes
+	held    int        // of n, bytes still in flight (link latency)
+	size    int        // capacity: receive + send buffer
+	waits   *pipeWaits // made by the first reader or writer that waits
+	marks   *[]mark    // when held bytes arrive, oldest first; made by the first delayed write
+}
+
+// pipeWaits are the channels blocked readers and writers of a pipe wait
+// on, kept apart so that a connection that never waits stays small.
+type pipeWaits struct {
+	readable chan struct{}
+	writable chan struct{}
 }
 
 // mark says that count more bytes arrive at time at.
@@ -43,17 +48,36 @@ func newPipe() pipe { return pipe{size: defaultRcvBuf + defaultSndBuf} }
 // readableCh and writableCh are the channels a waiter selects on, made on
 // first use (pair.mu held): a connection that never waits has none.
 func (p *pipe) readableCh() chan struct{} {
-	if p.readable == nil {
-		p.readable = make(chan struct{}, 1)
+	if p.waits == nil {
+		p.waits = &pipeWaits{}
 	}
-	return p.readable
+	if p.waits.readable == nil {
+		p.waits.readable = make(chan struct{}, 1)
+	}
+	return p.waits.readable
 }
 
 func (p *pipe) writableCh() chan struct{} {
-	if p.writable == nil {
-		p.writable = make(chan struct{}, 1)
+	if p.waits == nil {
+		p.waits = &pipeWaits{}
 	}
-	return p.writable
+	if p.waits.writable == nil {
+		p.waits.writable = make(chan struct{}, 1)
+	}
+	return p.waits.writable
+}
+
+// wakeReader and wakeWriter wake one waiting reader or writer, if any.
+func (p *pipe) wakeReader() {
+	if p.waits != nil {
+		signal(p.waits.readable)
+	}
+}
+
+func (p *pipe) wakeWriter() {
+	if p.waits != nil {
+		signal(p.waits.writable)
+	}
 }
 
 // signal wakes one waiter of c, if any, without blocking (a nil c has none).

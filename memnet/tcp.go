@@ -436,8 +436,8 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 	}
 	child := q[len(q)-1]
 	_, c, sc := newPair(h, target, false)
-	c.h, c.sock, c.network, c.lap, c.rap = h, s, spec.name, s.Local(), s.Remote()
-	sc.h, sc.sock, sc.network, sc.lap, sc.rap, sc.listenerL = target, child, l.network, child.Local(), child.Remote(), l
+	c.h, c.sock, c.netw, c.lap, c.rap = h, s, spec.id, endOf(s.Local()), endOf(s.Remote())
+	sc.h, sc.sock, sc.netw, sc.lap, sc.rap, sc.listenerL = target, child, networkOf(l.network), endOf(child.Local()), endOf(child.Remote()), l
 	n.addConn(c)
 	n.addConn(sc)
 	l.queue = append(l.queue, sc)

@@ -84,8 +84,8 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 	}
 	child := q[len(q)-1]
 	_, c, sc := newPair(h, h, true)
-	c.h, c.sock, c.network, c.laddr, c.raddr = h, s, spec.name, unnamed(spec.name), raddr
-	sc.h, sc.sock, sc.network, sc.laddr, sc.raddr, sc.listenerL = h, child, spec.name, &net.UnixAddr{Name: path, Net: spec.name}, unnamed(spec.name), l
+	c.h, c.sock, c.netw, c.ux = h, s, spec.id, &unixEnds{unnamed(spec.name), raddr}
+	sc.h, sc.sock, sc.netw, sc.ux, sc.listenerL = h, child, spec.id, &unixEnds{&net.UnixAddr{Name: path, Net: spec.name}, unnamed(spec.name)}, l
 	n.addConn(c)
 	n.addConn(sc)
 	l.queue = append(l.queue, sc)
