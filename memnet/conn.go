@@ -78,13 +78,10 @@ func (c *Conn) writeErr() error {
 // unixEnds are a unix stream end's addresses.
 type unixEnds struct{ local, remote net.Addr }
 
-// newPair makes a connection between hosts h and peer (n.mu held) and
-// returns it with its two ends, to be filled in.
-func newPair(h, peer *Host, unix bool) (*pair, *Conn, *Conn) {
-	pr := &pair{unix: unix, p: [2]pipe{newPipe(), newPipe()}}
-	if h != peer {
-		pr.link = h.n.linkOf(h, peer)
-	}
+// newPair makes a connection over link lk (nil between two ends on one
+// host; n.mu held) and returns it with its two ends, to be filled in.
+func newPair(lk *link, unix bool) (*pair, *Conn, *Conn) {
+	pr := &pair{unix: unix, link: lk, p: [2]pipe{newPipe(), newPipe()}}
 	c, sc := &pr.ends[0], &pr.ends[1]
 	c.pr, c.i, c.linger = pr, 0, -1
 	sc.pr, sc.i, sc.linger = pr, 1, -1

@@ -90,6 +90,7 @@ type Listener struct {
 	h       *Host
 	sock    *engine.Socket
 	network string
+	netw    network // the same, in a byte for its connections
 	addr    net.Addr
 	backlog int
 	ready   chan struct{} // a connection was queued
@@ -235,7 +236,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 	if backlog <= 0 {
 		backlog = 4096
 	}
-	l := &Listener{h: h, sock: s, network: network, addr: tcpAddr(s.Local()), backlog: backlog,
+	l := &Listener{h: h, sock: s, network: network, netw: networkOf(network), addr: tcpAddr(s.Local()), backlog: backlog,
 		ready: make(chan struct{}, 1), done: make(chan struct{})}
 	n.listeners[s] = l
 	return l, nil
@@ -435,9 +436,9 @@ func (d *Dialer) dialTCP(ctx context.Context, spec netSpec, local, remote netip.
 		return nil, fail("connect", engine.Result{Err: engine.ECONNREFUSED, Rule: "the listener is not a memnet listener"})
 	}
 	child := q[len(q)-1]
-	_, c, sc := newPair(h, target, false)
+	_, c, sc := newPair(lk, false)
 	c.h, c.sock, c.netw, c.lap, c.rap = h, s, spec.id, endOf(s.Local()), endOf(s.Remote())
-	sc.h, sc.sock, sc.netw, sc.lap, sc.rap, sc.listenerL = target, child, networkOf(l.network), endOf(child.Local()), endOf(child.Remote()), l
+	sc.h, sc.sock, sc.netw, sc.lap, sc.rap, sc.listenerL = target, child, l.netw, endOf(child.Local()), endOf(child.Remote()), l
 	n.addConn(c)
 	n.addConn(sc)
 	l.queue = append(l.queue, sc)

@@ -35,7 +35,7 @@ func (lc *ListenConfig) listenUnix(spec netSpec, path string) (net.Listener, err
 	if backlog <= 0 {
 		backlog = 4096
 	}
-	l := &Listener{h: h, sock: s, network: spec.name, addr: addr, backlog: backlog,
+	l := &Listener{h: h, sock: s, network: spec.name, netw: spec.id, addr: addr, backlog: backlog,
 		ready: make(chan struct{}, 1), done: make(chan struct{})}
 	if path != "" && path[0] != '@' {
 		l.path = path
@@ -83,7 +83,7 @@ func (d *Dialer) dialUnix(ctx context.Context, spec netSpec, path string) (net.C
 		return nil, opError("dial", spec.name, nil, raddr, "connect", syscall.EAGAIN)
 	}
 	child := q[len(q)-1]
-	_, c, sc := newPair(h, h, true)
+	_, c, sc := newPair(nil, true)
 	c.h, c.sock, c.netw, c.ux = h, s, spec.id, &unixEnds{unnamed(spec.name), raddr}
 	sc.h, sc.sock, sc.netw, sc.ux, sc.listenerL = h, child, spec.id, &unixEnds{&net.UnixAddr{Name: path, Net: spec.name}, unnamed(spec.name)}, l
 	n.addConn(c)
