@@ -8,6 +8,16 @@ import (
 	"time"
 )
 
+// TestMain lets the test binary serve as a column's process of the network
+// table, as the bench binary does (RunNet starts os.Executable again).
+func TestMain(m *testing.M) {
+	if col := os.Getenv(workerEnv); col != "" {
+		serveColumn(col, os.Stdin, os.Stdout)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // TestSmoke runs every workload at tiny sizes in every column and checks
 // the table has every row, with a figure for socktab and gVisor in each
 // (and for the kernel's syscall rows when run as root with ip netns). It

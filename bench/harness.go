@@ -19,6 +19,7 @@ type Config struct {
 	Total   time.Duration  // the whole run; later cells are skipped past it
 	Log     io.Writer      // progress, or nil
 	Only    *regexp.Regexp // measure only the workloads it matches, or all when nil
+	Profile string         // -net: each column's process writes its CPU profile to Profile + "." + column
 }
 
 // Sizes are the table sizes of the workloads.

@@ -22,6 +22,10 @@ import (
 )
 
 func main() {
+	if col := os.Getenv(workerEnv); col != "" {
+		serveColumn(col, os.Stdin, os.Stdout) // one column of -net, for the parent
+		return
+	}
 	seed := flag.Uint64("seed", 1, "seed of every random choice (ports taken, probe order, sources)")
 	tiny := flag.Bool("tiny", false, "tiny sizes (the smoke run)")
 	kernel := flag.Bool("kernel", true, "measure the kernel column (needs root and ip netns)")
@@ -29,11 +33,15 @@ func main() {
 	total := flag.Duration("total", 3*time.Minute+30*time.Second, "time budget: workloads not started by then are skipped (the longest takes under a minute, so the run ends within 5 minutes)")
 	quiet := flag.Bool("q", false, "no progress on stderr")
 	only := flag.String("run", "", "measure only the workloads whose name matches this regexp")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (with -net: each column's process to FILE.memnet, FILE.loopback, FILE.gvisor)")
 	netTable := flag.Bool("net", false, "measure the network table instead: memnet vs loopback vs gVisor's netstack carrying bytes")
 	million := flag.Int("conns", 0, "with -net: also open this many concurrent memnet connections between two hosts and report their memory (e.g. 1000000)")
 	flag.Parse()
 	cfg := Config{Seed: *seed, Tiny: *tiny, Kernel: *kernel, Measure: *per, Total: *total}
+	if *netTable && *cpuprofile != "" {
+		// The columns run in processes of their own, each profiled apart.
+		cfg.Profile, *cpuprofile = *cpuprofile, ""
+	}
 	if *only != "" {
 		cfg.Only = regexp.MustCompile(*only)
 	}

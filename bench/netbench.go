@@ -124,31 +124,14 @@ func RunNet(cfg Config, million int) []NetRow {
 	}
 	rows[1].Bytes = sz.Chunk
 	rows[4].Unit = "B/conn"
-	cols := make([]*netOps, 3)
-	why := make([]string, 3)
-	for i, mk := range []func() (*netOps, error){newMemnetOps, newLoopbackOps, newGVisorOps} {
-		o, err := mk()
-		if err != nil {
-			why[i] = "n/a (" + err.Error() + ")"
-			continue
-		}
-		cols[i] = o
-		defer o.close()
+	const perRowCount = 5 // the rows netWorkload measures; the million row is apart
+	var cols []*column
+	for _, name := range []string{"memnet", "loopback", "gvisor"} {
+		c := startColumn(name, cfg.Profile)
+		defer c.stop()
+		cols = append(cols, c)
 	}
-	type workload func(o *netOps) prepared
-	perRow := []workload{
-		func(o *netOps) prepared { return dialAcceptClose(o) },
-		func(o *netOps) prepared { return stream(o, sz.Chunk) },
-		func(o *netOps) prepared { return pingPong(o) },
-		func(o *netOps) prepared { return udpPair(o, 64) },
-		func(o *netOps) prepared {
-			if o.name == "gvisor" {
-				return idleConns(o, sz.IdleGV)
-			}
-			return idleConns(o, sz.Idle)
-		},
-	}
-	for i, w := range perRow {
+	for i := range perRowCount {
 		t := time.Now()
 		if !cfg.wants([]string{names[i]}) {
 			for c := range rows[i].Cells {
@@ -157,34 +140,30 @@ func RunNet(cfg Config, million int) []NetRow {
 			continue
 		}
 		ps := make([]prepared, len(netColumns))
-		for c, o := range cols {
-			if o == nil {
-				ps[c] = fixed(na(why[c]))
+		for c, col := range cols {
+			if col.why != "" {
+				ps[c] = fixed(na(col.why))
 				continue
 			}
-			ps[c] = safePrep(func() prepared { return w(o) })
+			ps[c] = col.prep(i, cfg.Tiny)
 		}
+		// The bound is measured here, in the parent, between the workers'
+		// batches.
+		var bound cpuMeter
 		ps[3] = fixed(na("–"))
 		if i == 1 {
-			ps[3] = twoCopies(sz.Chunk)
-		}
-		meters := make([]cpuMeter, len(ps))
-		for c := range ps {
-			ps[c] = meters[c].wrap(ps[c])
+			ps[3] = bound.wrap(twoCopies(sz.Chunk))
 		}
 		rows[i].Cells = measureTogether(cfg.Measure, ps)
-		for c := range meters {
-			rows[i].CPU[c] = meters[c].perOp()
-		}
-		for _, p := range ps {
-			if p.close != nil {
-				p.close()
+		for c, col := range cols {
+			if col.why == "" {
+				rows[i].CPU[c] = col.done()
 			}
 		}
+		rows[i].CPU[3] = bound.perOp()
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "%-52s %s (%.1fs)\n", names[i], strings.Join(shortCells(rows[i]), " "), time.Since(t).Seconds())
 		}
-		runtime.GC()
 	}
 	if sz.Million > 0 {
 		r := &rows[len(rows)-1]
@@ -192,7 +171,14 @@ func RunNet(cfg Config, million int) []NetRow {
 		for c := range r.Cells {
 			r.Cells[c] = na("–")
 		}
-		r.Cells[0] = million1(sz.Million)
+		// A fresh memnet process: nothing but the million connections in its heap.
+		c := startColumn("memnet", "")
+		if c.why != "" {
+			r.Cells[0] = na(c.why)
+		} else {
+			r.Cells[0] = parseFixed(c.call("million %d", sz.Million))
+		}
+		c.stop()
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "%-52s %s\n", r.Workload, r.Cells[0].Note)
 		}
