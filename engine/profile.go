@@ -79,8 +79,10 @@ type Profile struct {
 
 // conflictRule decides whether a new socket with attributes s may share a
 // port with holder e whose address overlaps; exact says the two addresses
-// are identical (both wildcards, or the same specific address).
-type conflictRule func(s, e *attrs, exact bool, m mode) Errno
+// are identical (both wildcards, or the same specific address). The
+// attributes are passed by value: a pointer to the caller's copy would
+// escape through the function value and cost an allocation per bind.
+type conflictRule func(s, e attrs, exact bool, m mode) Errno
 
 func (p *Profile) conflictRule(proto Proto) conflictRule {
 	if proto == UDP {
@@ -172,7 +174,7 @@ var Linux = register(&Profile{
 // listening, or both have SO_REUSEPORT and the same owner uid (a TIME_WAIT
 // holder exempt from the uid test). The port-0 search (relax=false,
 // reuseport_ok=false) never shares.
-func linuxTCPRule(s, e *attrs, _ bool, m mode) Errno {
+func linuxTCPRule(s, e attrs, _ bool, m mode) Errno {
 	if s.dev != 0 && e.dev != 0 && s.dev != e.dev {
 		return OK
 	}
@@ -191,7 +193,7 @@ func linuxTCPRule(s, e *attrs, _ bool, m mode) Errno {
 
 // linuxUDPRule is udp_lib_lport_inuse (net/ipv4/udp.c): SO_REUSEADDR on
 // both shares with no uid test; SO_REUSEPORT on both needs the same uid.
-func linuxUDPRule(s, e *attrs, _ bool, _ mode) Errno {
+func linuxUDPRule(s, e attrs, _ bool, _ mode) Errno {
 	if s.reuse && e.reuse {
 		return OK
 	}

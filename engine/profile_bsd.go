@@ -146,7 +146,7 @@ func bsdWhy(_ Errno, s, other *Socket) Rule {
 // bsdRule builds in_pcbbind's test for one kernel and protocol. xnu selects
 // XNU's other-user test and its always-wildcard port search.
 func bsdRule(xnu bool, proto Proto) conflictRule {
-	return func(s, e *attrs, exact bool, m mode) Errno {
+	return func(s, e attrs, exact bool, m mode) Errno {
 		connected := e.kind == kConnected || e.kind == kTimeWait // inp_faddr set
 		wild := !s.reuse && !s.reuseport                         // INPLOOKUP_WILDCARD
 		if m != modeExplicit {
@@ -159,7 +159,7 @@ func bsdRule(xnu bool, proto Proto) conflictRule {
 			}
 			return OK
 		}
-		if s.uid != 0 && s.uid != e.uid && bsdOtherUser(xnu, proto, s, e, connected) {
+		if s.uid != 0 && s.uid != e.uid && bsdOtherUser(xnu, proto, &s, &e, connected) {
 			return EADDRINUSE
 		}
 		if !wild && (!exact || connected) {
@@ -168,7 +168,7 @@ func bsdRule(xnu bool, proto Proto) conflictRule {
 		if s.reuseport && e.reuseport {
 			return OK // rule 3
 		}
-		if exact && bsdDualExempt(s, e) {
+		if exact && bsdDualExempt(&s, &e) {
 			return OK // rule 4
 		}
 		return EADDRINUSE

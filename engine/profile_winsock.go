@@ -141,11 +141,11 @@ func spec(a *attrs) int {
 //
 // The port-0 search (mode other than explicit) takes only a port nobody
 // holds: Microsoft does not document ephemeral ports being shared.
-func windowsRule(s, e *attrs, _ bool, m mode) Errno {
+func windowsRule(s, e attrs, _ bool, m mode) Errno {
 	if m != modeExplicit {
 		return EADDRINUSE
 	}
-	switch winTable[winOptOf(s)][spec(s)][winOptOf(e)][spec(e)] {
+	switch winTable[winOptOf(&s)][spec(&s)][winOptOf(&e)][spec(&e)] {
 	case wInUse:
 		return EADDRINUSE
 	case wDenied:

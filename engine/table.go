@@ -509,7 +509,7 @@ func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mo
 			continue // two specific addresses: only the same address can clash (below)
 		}
 		exact := sa.cat.wildcard() && c.a.cat.wildcard()
-		if e := rule(&sa, &c.a, exact, m); e != OK {
+		if e := rule(sa, c.a, exact, m); e != OK {
 			return t.rep(c, port, b, s), e
 		}
 	}
@@ -522,7 +522,7 @@ func (t *table) conflict(s *Socket, sa attrs, addr netip.Addr, port uint16, m mo
 			if !overlaps[sa.cat][c.a.cat] {
 				continue
 			}
-			if e := rule(&sa, &c.a, true, m); e != OK {
+			if e := rule(sa, c.a, true, m); e != OK {
 				return t.rep(c, port, b, s), e
 			}
 		}
