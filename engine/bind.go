@@ -10,8 +10,8 @@ import (
 func (h *Host) Bind(s *Socket, ap netip.AddrPort) Result { return h.bind(s, ap, s.uid) }
 
 func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
-	if r, ok := h.check(s); !ok {
-		return r
+	if !h.usable(s) {
+		return refusal(s)
 	}
 	if s.fam == Unix {
 		return fail(EINVAL, ruleBadAddr)

@@ -10,8 +10,8 @@ import (
 // the address is looked at (inet_dgram_connect autobinds first), then the
 // address family, then the route.
 func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
-	if r, ok := h.check(s); !ok {
-		return r
+	if !h.usable(s) {
+		return refusal(s)
 	}
 	switch s.proto {
 	case UnixStream, UnixDgram:

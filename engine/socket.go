@@ -273,21 +273,32 @@ func (h *Host) unregister(s *Socket) {
 // tables: a socket of another host, or one that is gone, is refused by every
 // operation (EBADF, as a descriptor of another process would be).
 func (h *Host) owns(s *Socket) bool {
-	return s != nil && s.idx >= 0 && int(s.idx) < len(h.socks) && h.socks[s.idx] == s
+	return s != nil && uint(s.idx) < uint(len(h.socks)) && h.socks[s.idx] == s // a negative idx is huge as uint
 }
 
-// check is the common entry test of an operation on s.
-func (h *Host) check(s *Socket) (Result, bool) {
-	if s == nil {
-		return fail(EBADF, ruleNoSocket), false
+// check is the common entry test of an operation on s. The hot paths
+// (bind, connect, socket options) ask usable, which is inlined, and build
+// the refusal only when there is one: an open socket costs no Result.
+func (h *Host) check(s *Socket) (r Result, ok bool) {
+	if h.usable(s) {
+		return r, true
 	}
-	if s.Closed() {
-		return fail(EBADF, ruleClosed), false
+	return refusal(s), false
+}
+
+// usable reports whether s is this host's and open: check's test alone.
+func (h *Host) usable(s *Socket) bool { return h.owns(s) && s.flags&fClosed == 0 }
+
+// refusal is check's answer for a socket no operation may use, in the
+// order of its tests: none, closed, another host's.
+func refusal(s *Socket) Result {
+	switch {
+	case s == nil:
+		return fail(EBADF, ruleNoSocket)
+	case s.Closed():
+		return fail(EBADF, ruleClosed)
 	}
-	if !h.owns(s) {
-		return fail(EBADF, ruleOtherHost), false
-	}
-	return Result{}, true
+	return fail(EBADF, ruleOtherHost)
 }
 
 // NewSocket is socket(2): family inet|inet6 with TCP or UDP, or unix with
@@ -322,8 +333,8 @@ func (h *Host) NewSocket(fam Family, p Proto, uid uint32) (*Socket, Result) {
 // host's and open, AF_UNIX takes only SOL_SOCKET options
 // (SO_REUSEPORT is inet-only, sock.c), and the profile knows the option.
 func (h *Host) optCheck(s *Socket, o Option) (Result, bool) {
-	if r, ok := h.check(s); !ok {
-		return r, false
+	if !h.usable(s) {
+		return refusal(s), false
 	}
 	if s.fam == Unix && o != SO_REUSEADDR && o != SO_BINDTODEVICE {
 		return fail(EOPNOTSUPP, ruleUnixOption), false
