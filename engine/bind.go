@@ -25,8 +25,8 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		if !h.bindableV4(s, a) {
 			return fail(EADDRNOTAVAIL, ruleNotLocal)
 		}
-		if r := h.bindCommon(s, a, port, caller); r.Err != OK {
-			return r
+		if e, why := h.bindCommon(s, a, port, caller); e != OK {
+			return fail(e, why)
 		}
 	} else {
 		if a.Is4() {
@@ -35,8 +35,8 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		if a.IsMulticast() && s.proto == TCP {
 			return fail(EINVAL, ruleMcastStream)
 		}
-		if r := h.bindCommon(s, a, port, caller); r.Err != OK {
-			return r
+		if e, why := h.bindCommon(s, a, port, caller); e != OK {
+			return fail(e, why)
 		}
 		if a.Is4In6() {
 			if v6only {
@@ -90,10 +90,8 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	t := h.table(s.proto)
 	rule := ruleBound
 	cache := s.proto == TCP && h.prof.BindBucketCache
-	wasEmpty := true
-	if b := t.ports.get(port); b != nil && b.owners > 0 {
-		wasEmpty = false
-	}
+	b := t.ports.get(port)
+	wasEmpty := b == nil || b.owners == 0
 	if port == 0 {
 		p, ok := t.pickBindPort(s)
 		if !ok {
@@ -105,10 +103,17 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		if b := t.ports.get(p); b != nil && b.owners > 0 {
 			wasEmpty = false
 		}
-	} else if cache && t.ports.get(port).fastPath(s, false) {
+	} else if cache && b.fastPath(s, false) {
 		rule = ruleBoundFast
 	} else if other, e := t.conflict(s, attrsOf(s), a, port, modeExplicit); e != OK {
-		if first, ok := h.udpFirstOwner(t, s, port); ok {
+		// The UDP short-cut of udp_lib_lport_inuse where the profile has it
+		// (udpFirstOwnerShares); a refused TCP bind skips the walk.
+		var first *Socket
+		shared := false
+		if s.proto == UDP && h.prof.UDPFirstOwner {
+			first, shared = t.udpFirstOwnerShares(s, port)
+		}
+		if shared {
 			rule = Rule(string(ruleBoundUDPFirst) + ": " + first.Name())
 		} else {
 			s.flags, s.local = old, endpoint{}
@@ -157,15 +162,15 @@ func (h *Host) zoneIndex(z string) int32 {
 
 // bindCommon holds the checks shared by both families, in their order:
 // the privileged port (EACCES), then a second bind (EINVAL).
-func (h *Host) bindCommon(s *Socket, a netip.Addr, port uint16, caller uint32) Result {
+func (h *Host) bindCommon(s *Socket, a netip.Addr, port uint16, caller uint32) (Errno, Rule) {
 	if port != 0 && int(port) < h.Sysctl.UnprivilegedStart && caller != 0 &&
 		!(h.prof.PrivilegedSpecificOnly && a.Unmap().IsUnspecified()) {
-		return fail(EACCES, rulePrivileged)
+		return EACCES, rulePrivileged
 	}
 	if s.state != Closed || s.flags&fHasPort != 0 {
-		return fail(EINVAL, ruleAlreadyBound)
+		return EINVAL, ruleAlreadyBound
 	}
-	return Result{}
+	return OK, ""
 }
 
 // bindableV4 is the locality test of __inet_bind: 0.0.0.0, a local,
@@ -279,13 +284,4 @@ func anyAddr(f Family) netip.Addr {
 // caller's credentials, the conflict rules the socket's owner (sk_uid).
 func (h *Host) BindAs(s *Socket, ap netip.AddrPort, uid uint32) Result {
 	return h.bind(s, ap, uid)
-}
-
-// udpFirstOwner is the UDP short-cut of udp_lib_lport_inuse where the
-// profile has it (udpFirstOwnerShares); a refused TCP bind skips the walk.
-func (h *Host) udpFirstOwner(t *table, s *Socket, port uint16) (*Socket, bool) {
-	if s.proto != UDP || !h.prof.UDPFirstOwner {
-		return nil, false
-	}
-	return t.udpFirstOwnerShares(s, port)
 }
