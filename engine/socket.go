@@ -249,8 +249,16 @@ func (h *Host) register(s *Socket) {
 
 // unregister leaves a hole, so the list keeps creation order; the holes are
 // squeezed out once they are half the list (amortized O(1) per socket).
+// The newest socket (opened and closed in turn, as a refused bind or
+// connect is) leaves none: the list just gets shorter.
 func (h *Host) unregister(s *Socket) {
 	if !h.owns(s) {
+		return
+	}
+	if int(s.idx) == len(h.socks)-1 {
+		h.socks[s.idx] = nil
+		h.socks = h.socks[:s.idx]
+		s.idx = -1
 		return
 	}
 	h.socks[s.idx] = nil
