@@ -256,9 +256,10 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		t.drop(recycled)
 	}
 	s.remote = ep(netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port()))
-	target := h.net.ownerOf(dst.Addr())
-	if h.isLocal(dst.Addr()) {
-		target = h
+	// The host that has dst (ownerOf), this one first.
+	target := h
+	if !h.isLocal(dst.Addr()) {
+		target = h.net.ownerOfOther(dst.Addr(), h)
 	}
 	if target == nil {
 		h.establish(s)
@@ -300,7 +301,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 		}
 	}
 	if target != h {
-		if _, _, back := target.route(src); !back {
+		if back := target.hasRoute(src); !back {
 			// Whatever answers (SYN-ACK, RST, ACK) has no route back to
 			// the source (inet_csk_route_req, ip_send_unicast_reply fail):
 			// the connect stays in progress and nothing changes there.

@@ -72,6 +72,16 @@ func (n *Network) ownerOf(a netip.Addr) *Host {
 	return nil
 }
 
+// ownerOfOther is ownerOf for an address that host h does not have.
+func (n *Network) ownerOfOther(a netip.Addr, h *Host) *Host {
+	for _, o := range n.hosts {
+		if o != h && o.isLocal(a) {
+			return o
+		}
+	}
+	return nil
+}
+
 // Iface is a network interface with its addresses.
 type Iface struct {
 	Name     string
@@ -242,9 +252,11 @@ func (h *Host) broadcastIface(a netip.Addr) *Iface {
 	// unicast destinations skip the scan of the prefixes).
 	subnets := a.Is4() && av&3 == 3
 	for _, i := range h.Ifaces {
-		for _, p := range i.Addrs {
-			if subnets && p.Addr().Is4() && p.Bits() >= 0 && p.Bits() < 31 && lastAddr(p) == av {
-				return i
+		if subnets {
+			for _, p := range i.Addrs {
+				if p.Addr().Is4() && p.Bits() >= 0 && p.Bits() < 31 && lastAddr(p) == av {
+					return i
+				}
 			}
 		}
 		for _, b := range i.Broadcast {
@@ -273,22 +285,25 @@ func be32(b [4]byte) uint32 {
 // others through the most specific connected or configured route.
 func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
 	dst = dst.Unmap()
-	if i := h.ifaceFor(dst); i != nil {
-		if i.Loopback && dst.Is4() {
-			for _, p := range i.Addrs {
-				if p.Addr().Is4() && p.Contains(dst) {
-					return p.Addr(), h.Ifaces[0], true
-				}
-			}
-		}
-		return dst, h.Ifaces[0], true
-	}
+	is4 := dst.Is4()
 	best := -1
+	// One pass over the addresses: the first interface that carries dst
+	// (ifaceFor's) makes it local, which no prefix or route outranks.
 	for _, i := range h.Ifaces {
 		for _, p := range i.Addrs {
+			pa := p.Addr()
+			if pa == dst {
+				return h.localRoute(i, dst)
+			}
 			// Contains compares only the prefix's leading bits: no Masked needed.
-			if p.Addr().Is4() == dst.Is4() && p.Contains(dst) && p.Bits() > best {
-				best, out, src = p.Bits(), i, p.Addr()
+			if pa.Is4() != is4 || !p.Contains(dst) {
+				continue
+			}
+			if i.Loopback && is4 {
+				return h.localRoute(i, dst) // lo's IPv4 prefix is local as a whole
+			}
+			if p.Bits() > best {
+				best, out, src = p.Bits(), i, pa
 			}
 		}
 	}
@@ -300,6 +315,44 @@ func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
 		}
 	}
 	return src, out, best >= 0
+}
+
+// localRoute is route's answer for a destination that interface i carries:
+// through loopback, from the destination itself or, on lo's IPv4 prefix,
+// from the prefix's address.
+func (h *Host) localRoute(i *Iface, dst netip.Addr) (netip.Addr, *Iface, bool) {
+	if i.Loopback && dst.Is4() {
+		for _, p := range i.Addrs {
+			if p.Addr().Is4() && p.Contains(dst) {
+				return p.Addr(), h.Ifaces[0], true
+			}
+		}
+	}
+	return dst, h.Ifaces[0], true
+}
+
+// hasRoute is route's ok alone: whether a packet to dst has a way out. It
+// stops at the first way, where route compares them all.
+func (h *Host) hasRoute(dst netip.Addr) bool {
+	dst = dst.Unmap()
+	is4 := dst.Is4()
+	// The routes first: a default route, when there is one, answers at once.
+	for _, r := range h.Routes {
+		if r.Dst.Addr().Is4() == is4 && r.Dst.Contains(dst) {
+			if _, ok := firstAddr(r.Iface, is4); ok {
+				return true
+			}
+		}
+	}
+	for _, i := range h.Ifaces {
+		for _, p := range i.Addrs {
+			// ifaceFor's test (dst is local) or a prefix holding dst.
+			if p.Addr() == dst || (p.Addr().Is4() == is4 && p.Contains(dst)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func firstAddr(i *Iface, v4 bool) (netip.Addr, bool) {
