@@ -98,6 +98,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 			}
 		}
 	}
+	bound := h.ifaceByIndex(int(s.device())) // SO_BINDTODEVICE's interface, or nil: found once for the checks below
 	if dev := s.device(); dev != 0 && v4.Is6() && !toSelf && !h.isLocal(v4) && !v4.IsLinkLocalUnicast() &&
 		(!ok || out == nil || int32(out.Index) != dev) {
 		// IPv6 has no on-link fallback: a device-bound socket's route
@@ -108,25 +109,25 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	if !ok && s.device() != 0 && (s.flags&fBoundAddr == 0 || h.isLocal(s.local.Addr())) {
 		// A device-bound socket needs no route: the destination is taken
 		// to be on that link (not from a foreign bound source, though).
-		if i := h.ifaceByIndex(int(s.device())); i != nil {
-			src, ok = firstAddr(i, v4.Is4())
+		if bound != nil {
+			src, ok = firstAddr(bound, v4.Is4())
 		}
 	}
 	if !ok {
 		return fail(ENETUNREACH, ruleNoRoute)
 	}
-	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !dev.Loopback && v4.Is4() && !toSelf && !srcFixed &&
-		out != dev && !carries(dev, v4) {
+	if bound != nil && !bound.Loopback && v4.Is4() && !toSelf && !srcFixed &&
+		out != bound && !carries(bound, v4) {
 		// ip_route_output_key_hash_rcu: with an oif, a route through another
 		// device (lo's for a local address) does not match, and the
 		// destination is taken to be on the bound device's link: the
 		// source is that device's address (wide replay: a later bind of it
 		// conflicts, one of the route's usual source does not).
-		if a, has := firstAddr(dev, true); has {
-			src, out = a, dev
+		if a, has := firstAddr(bound, true); has {
+			src, out = a, bound
 		}
 	}
-	if dev := h.ifaceByIndex(int(s.device())); dev != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(dev, v4) {
+	if bound != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(bound, v4) {
 		// No IPv6 route between devices for a bound socket; the route is
 		// looked up before ip6_dst_lookup_tail refuses a v4-mapped source
 		// (replay finding).
@@ -137,17 +138,17 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 	}
 	if srcFixed {
 		src = fixed
-		if i := h.ifaceByIndex(int(s.device())); i != nil && !i.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
+		if bound != nil && !bound.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
 			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
 		}
 		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
 			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
 		}
-		if dev := h.ifaceByIndex(int(s.device())); dev != nil && src.Is4() {
+		if bound != nil && src.Is4() {
 			// ip_route_output_key_hash_rcu: with an oif, routes through
 			// other devices do not match and the destination is taken to
 			// be on the bound device's link, so that is the way out.
-			out = dev
+			out = bound
 		}
 		if src.Is4() && src.IsLoopback() && out != nil && !out.Loopback && !h.isLocal(v4) {
 			// __mkroute_output: a loopback source may leave only through
@@ -395,25 +396,26 @@ func (h *Host) establish(s *Socket) {
 // and gives back a port that connect() chose (tcp_done → inet_put_port).
 func (h *Host) connectFailed(s *Socket) {
 	t := h.tcp
-	reset := func() {
-		s.state = Closed
-		if s.flags&(fBoundAddr|fMappedAny) == 0 {
-			// inet_bhash2_reset_saddr: back on the wildcard, unless the
-			// bind set SOCK_BINDADDR_LOCK, as __inet6_bind does for
-			// ::ffff:0.0.0.0 (its type is mapped, not any): then the
-			// source the connect chose stays.
-			s.local = ep(netip.AddrPortFrom(anyAddr(s.fam), s.local.Port()))
-		}
-	}
 	if s.flags&fBoundPort != 0 {
-		t.reown(s, reset)
+		t.reown(s, func() { resetSource(s) })
 	} else {
 		t.removeOwner(s)
 		s.flags &^= fHasPort | fConnectBind
-		s.local = ep(netip.AddrPortFrom(s.local.Addr(), 0))
-		reset()
+		s.local.port = 0 // the address stays (an endpoint without one has no port)
+		resetSource(s)
 	}
-	s.remote = ep(netip.AddrPort{})
+	s.remote = endpoint{}
+}
+
+// resetSource is the CLOSE state of a connect that failed: back on the
+// wildcard (inet_bhash2_reset_saddr), unless the bind set
+// SOCK_BINDADDR_LOCK, as __inet6_bind does for ::ffff:0.0.0.0 (its type is
+// mapped, not any): then the source the connect chose stays.
+func resetSource(s *Socket) {
+	s.state = Closed
+	if s.flags&(fBoundAddr|fMappedAny) == 0 {
+		s.local = anyEndpoint(s.fam, s.local.port)
+	}
 }
 
 // answerLost reports the cases, found by replaying against the kernel,

@@ -5,6 +5,26 @@ import (
 	"testing"
 )
 
+// The connect path writes endpoints directly (anyEndpoint, a port set to
+// 0): they must be what ep makes of the same address and port.
+func TestEndpointShortcuts(t *testing.T) {
+	for _, f := range []Family{Inet, Inet6} {
+		for _, port := range []uint16{0, 1, 443, 65535} {
+			if got, want := anyEndpoint(f, port), ep(netip.AddrPortFrom(anyAddr(f), port)); got != want {
+				t.Errorf("anyEndpoint(%v, %d) = %+v, want %+v", f, port, got, want)
+			}
+		}
+	}
+	for _, a := range []string{"192.0.2.1", "0.0.0.0", "::ffff:192.0.2.1", "::ffff:0.0.0.0", "2001:db8::1", "::"} {
+		e := ep(netip.AddrPortFrom(netip.MustParseAddr(a), 5000))
+		want := ep(netip.AddrPortFrom(e.Addr(), 0))
+		e.port = 0
+		if e != want {
+			t.Errorf("%s with port 0: %+v, want %+v", a, e, want)
+		}
+	}
+}
+
 // routeByScans is route as it was before it became one pass (ifaceFor,
 // then every prefix, then the routes), kept to check that the one pass and
 // hasRoute answer the same.

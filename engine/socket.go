@@ -61,6 +61,16 @@ func ep(ap netip.AddrPort) endpoint {
 	return endpoint{a: ap.Addr().As16(), port: ap.Port(), v4: ap.Addr().Is4(), ok: true}
 }
 
+// anyEndpoint is ep(netip.AddrPortFrom(anyAddr(f), port)) without the
+// conversions: 0.0.0.0 is stored v4-mapped, as ep stores every IPv4
+// address.
+func anyEndpoint(f Family, port uint16) endpoint {
+	if f == Inet6 {
+		return endpoint{port: port, ok: true}
+	}
+	return endpoint{a: [16]byte{10: 0xff, 11: 0xff}, port: port, v4: true, ok: true}
+}
+
 func (e endpoint) Addr() netip.Addr {
 	if !e.ok {
 		return netip.Addr{}
