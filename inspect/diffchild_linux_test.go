@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socktab/socktab/internal/sockaddr"
 	"golang.org/x/sys/unix"
 )
 
@@ -107,28 +107,12 @@ func errName(err error) string {
 	return ""
 }
 
+// sockaddrOf is ap as the child's sockets take it, with its family: the
+// family the address is written in, and a zone read as an interface name
+// (a name no interface has gives no scope).
 func sockaddrOf(ap netip.AddrPort) (unix.Sockaddr, int) {
-	if ap.Addr().Is4() {
-		return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}, unix.AF_INET
-	}
-	a := ap.Addr()
-	sa := &unix.SockaddrInet6{Addr: a.As16(), Port: int(ap.Port())}
-	if z := a.Zone(); z != "" {
-		if i, err := net.InterfaceByName(z); err == nil {
-			sa.ZoneId = uint32(i.Index)
-		}
-	}
-	return sa, unix.AF_INET6
-}
-
-func apOf(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
-	}
-	return netip.AddrPort{}
+	fam := sockaddr.Family(ap.Addr())
+	return sockaddr.Inet(fam, ap, sockaddr.Scope(ap.Addr().Zone(), 0)), fam
 }
 
 func inoOf(fd int) uint64 {
@@ -208,7 +192,7 @@ func (c *child) do(r childReq) childResp {
 		}
 		c.keep = append(c.keep, fd)
 		sa, _ := unix.Getsockname(fd)
-		return childResp{Ino: inoOf(fd), Local: apOf(sa).String()}
+		return childResp{Ino: inoOf(fd), Local: sockaddr.AddrPort(sa).String()}
 	case "tw", "ctw", "estab":
 		return c.connection(r)
 	case "bind":
@@ -247,7 +231,7 @@ func (c *child) acceptLoop(ln int) {
 			return
 		}
 		c.mu.Lock()
-		ap := apOf(sa)
+		ap := sockaddr.AddrPort(sa)
 		c.accepted[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()] = ino
 		c.mu.Unlock()
 		go func() {
@@ -299,7 +283,7 @@ func (c *child) connection(r childReq) childResp {
 		return childResp{Err: errName(err)}
 	}
 	lsa, _ := unix.Getsockname(ln)
-	lap := apOf(lsa)
+	lap := sockaddr.AddrPort(lsa)
 	if lap.Addr().IsUnspecified() {
 		if lap.Addr().Is4() {
 			lap = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), lap.Port())

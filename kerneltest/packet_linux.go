@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/internal/sockaddr"
 	"github.com/socktab/socktab/scenario"
 )
 
@@ -115,12 +116,12 @@ func (r *replayer) probe(st *scenario.Step) Result {
 		fd, err = unix.Socket(dom, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err == nil {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
-			sa := inetAddr(src)
+			var scope uint32
 			if in != "" && src.Addr().IsLinkLocalUnicast() {
 				// A link-local source is on the wire's bridge of the link.
-				sa.(*unix.SockaddrInet6).ZoneId = uint32(ifindex(bridgeName(in)))
+				scope = uint32(ifindex(bridgeName(in)))
 			}
-			err = unix.Bind(fd, sa)
+			err = unix.Bind(fd, sockaddr.Inet(sockaddr.Family(src.Addr()), src, scope))
 		}
 		if err == nil && group {
 			err = r.groupSender(fd, in, dst.Addr())
@@ -161,9 +162,10 @@ func (r *replayer) otherHostProbeOK(st *scenario.Step, dst netip.AddrPort) strin
 func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 	// Linger 0: the probe leaves with a RST, never in TIME_WAIT.
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	err := unix.Connect(fd, inetAddr(dst))
+	sa := sockaddr.Inet(sockaddr.Family(dst.Addr()), dst, 0)
+	err := unix.Connect(fd, sa)
 	if errors.Is(err, unix.EINPROGRESS) {
-		err = finishConnect(fd, inetAddr(dst), connectWait)
+		err = finishConnect(fd, sa, connectWait)
 		if errors.Is(err, errPending) {
 			return Result{Result: "drop"}
 		}
@@ -180,14 +182,14 @@ func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 	if err != nil {
 		return skip("probe getsockname: " + errName(err))
 	}
-	me := unmapAP(addrPortOf(local))
+	me := unmapAP(sockaddr.AddrPort(local))
 	for _, l := range r.listeners(r.cur) {
 		for {
 			c, peer, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			if err != nil {
 				break
 			}
-			if unmapAP(addrPortOf(peer)) != me {
+			if unmapAP(sockaddr.AddrPort(peer)) != me {
 				// A connection of the scenario: keep it, in order, for
 				// the scenario's own accept.
 				l.stashed = append(l.stashed, c)
@@ -202,7 +204,7 @@ func (r *replayer) probeTCP(fd int, src, dst netip.AddrPort) Result {
 }
 
 func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
-	if err := unix.Connect(fd, inetAddr(dst)); err != nil {
+	if err := unix.Connect(fd, sockaddr.Inet(sockaddr.Family(dst.Addr()), dst, 0)); err != nil {
 		if errors.Is(err, unix.ENETUNREACH) {
 			return Result{Result: "drop"}
 		}
@@ -212,7 +214,7 @@ func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
 		return skip("probe send: " + errName(err))
 	}
 	local, _ := unix.Getsockname(fd)
-	me := unmapAP(addrPortOf(local))
+	me := unmapAP(sockaddr.AddrPort(local))
 	buf := make([]byte, 64)
 	deadline := time.Now().Add(probeWait)
 	got := map[string]bool{}
@@ -229,7 +231,7 @@ func (r *replayer) probeUDP(fd int, src, dst netip.AddrPort) Result {
 					if err != nil {
 						break
 					}
-					if from != nil && unmapAP(addrPortOf(from)) == me {
+					if from != nil && unmapAP(sockaddr.AddrPort(from)) == me {
 						got[s.name] = true
 					}
 				}
@@ -366,16 +368,6 @@ func (h *khost) isLocal(a netip.Addr) bool {
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
-}
-
-func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // waitingTuple reports whether the current host has a TIME-WAIT or

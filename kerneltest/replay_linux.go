@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/internal/sockaddr"
 	"github.com/socktab/socktab/scenario"
 )
 
@@ -542,11 +543,13 @@ func (r *replayer) sockaddr(st *scenario.Step) (unix.Sockaddr, error) {
 		}
 		return &unix.SockaddrUnix{Name: p}, nil
 	}
-	sa := inetAddr(st.Addr)
+	// The address as the scenario wrote it: a sockaddr_in for IPv4, a
+	// sockaddr_in6 for IPv6 and v4-mapped addresses, whatever the socket.
+	var scope uint32
 	if z := st.Addr.Addr().Zone(); z != "" {
-		sa.(*unix.SockaddrInet6).ZoneId = uint32(ifindex(z))
+		scope = uint32(ifindex(z))
 	}
-	return sa, nil
+	return sockaddr.Inet(sockaddr.Family(st.Addr.Addr()), st.Addr, scope), nil
 }
 
 // ifindex is the index of the interface called name in the calling
@@ -556,16 +559,6 @@ func ifindex(name string) int {
 		return i.Index
 	}
 	return 1 << 20
-}
-
-// inetAddr writes ap as the scenario wrote it: a sockaddr_in for IPv4, a
-// sockaddr_in6 for IPv6 and v4-mapped addresses, whatever the socket.
-func inetAddr(ap netip.AddrPort) unix.Sockaddr {
-	a := ap.Addr()
-	if a.Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
 }
 
 func (r *replayer) connect(s *ksock, st *scenario.Step) Result {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/socktab/socktab/engine"
+	"github.com/socktab/socktab/internal/sockaddr"
 )
 
 // timeWaitLen is how long Linux keeps a TIME_WAIT socket, and by default
@@ -160,7 +161,7 @@ func (r *replayer) tuple(s *ksock) (local, peer netip.AddrPort) {
 	if err != nil {
 		return
 	}
-	local, peer = addrPortOf(la), addrPortOf(pa)
+	local, peer = sockaddr.AddrPort(la), sockaddr.AddrPort(pa)
 	if r.hostOf(peer.Addr().Unmap().WithZone("")) == nil {
 		return netip.AddrPort{}, netip.AddrPort{}
 	}

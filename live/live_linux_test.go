@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socktab/socktab/internal/sockaddr"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,7 +83,7 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 			if v6 {
 				v6only(fd, only)
 			}
-			check("bind "+ap, unix.Bind(fd, sockaddr(mustAP(ap), v6)))
+			check("bind "+ap, unix.Bind(fd, sockaddr.Inet(fam, mustAP(ap), 0)))
 			check("listen", unix.Listen(fd, 16))
 			s := Socket{Proto: "tcp", Family: "inet", State: "LISTEN", Local: mustAP(ap), SendQ: 16}
 			if v6 {
@@ -107,7 +108,7 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 		// Bound, never listening: sock_diag reports it (TCP_BOUND_INACTIVE
 		// in the request, state CLOSE in the reply); /proc/net does not.
 		bi := sock(unix.AF_INET, unix.SOCK_STREAM)
-		check("bind 7006", unix.Bind(bi, sockaddr(mustAP("0.0.0.0:7006"), false)))
+		check("bind 7006", unix.Bind(bi, sockaddr.Inet(unix.AF_INET, mustAP("0.0.0.0:7006"), 0)))
 		add(bi, Socket{Proto: "tcp", Family: "inet", State: "CLOSE", Local: mustAP("0.0.0.0:7006"), Remote: mustAP("0.0.0.0:0")})
 
 		// Established pairs: client connects, listener accepts.
@@ -117,7 +118,7 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 				fam = unix.AF_INET6
 			}
 			client = sock(fam, unix.SOCK_STREAM)
-			check("connect "+to, unix.Connect(client, sockaddr(mustAP(to), v6client)))
+			check("connect "+to, unix.Connect(client, sockaddr.Inet(fam, mustAP(to), 0)))
 			server, _, e := unix.Accept4(l, unix.SOCK_CLOEXEC)
 			check("accept", e)
 			if server >= 0 {
@@ -133,8 +134,8 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 			for _, e := range []error{e1, e2, e3, e4} {
 				check("getsockname", e)
 			}
-			add(client, Socket{Proto: "tcp", Family: fam, State: "ESTAB", Local: addrPortOf(cl), Remote: addrPortOf(cr)})
-			add(server, Socket{Proto: "tcp", Family: srvFam, State: "ESTAB", Local: addrPortOf(sl), Remote: addrPortOf(sr)})
+			add(client, Socket{Proto: "tcp", Family: fam, State: "ESTAB", Local: sockaddr.AddrPort(cl), Remote: sockaddr.AddrPort(cr)})
+			add(server, Socket{Proto: "tcp", Family: srvFam, State: "ESTAB", Local: sockaddr.AddrPort(sl), Remote: sockaddr.AddrPort(sr)})
 		}
 		c, s := pair(l1, "127.0.0.1:7001", false)
 		estab(c, s, "inet", "inet")
@@ -147,7 +148,7 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 		c, s = pair(l2, "192.0.2.1:7002", false)
 		cl, e1 := unix.Getsockname(c)
 		check("getsockname", e1)
-		tw = Socket{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: addrPortOf(cl), Remote: mustAP("192.0.2.1:7002")}
+		tw = Socket{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: sockaddr.AddrPort(cl), Remote: mustAP("192.0.2.1:7002")}
 		check("close", unix.Close(c))
 		time.Sleep(20 * time.Millisecond)
 		check("close", unix.Close(s))
@@ -166,7 +167,7 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 			if dev != "" {
 				check("SO_BINDTODEVICE", unix.BindToDevice(fd, dev))
 			}
-			check("bind "+ap, unix.Bind(fd, sockaddr(mustAP(ap), v6)))
+			check("bind "+ap, unix.Bind(fd, sockaddr.Inet(fam, mustAP(ap), 0)))
 			s := Socket{Proto: "udp", Family: "inet", State: "UNCONN", Local: mustAP(ap), Remote: mustAP("0.0.0.0:0")}
 			if v6 {
 				s.Family, s.V6Only, s.Remote = "inet6", b(only == 1), mustAP("[::]:0")
@@ -182,10 +183,10 @@ func buildFixture(t *testing.T, ns *testNS) *fixture {
 		udp("[::]:7103", true, 0, "")
 		udp("0.0.0.0:7104", false, 0, "lo")
 		uc := sock(unix.AF_INET, unix.SOCK_DGRAM)
-		check("udp connect", unix.Connect(uc, sockaddr(mustAP("127.0.0.1:7101"), false)))
+		check("udp connect", unix.Connect(uc, sockaddr.Inet(unix.AF_INET, mustAP("127.0.0.1:7101"), 0)))
 		ucl, e1 := unix.Getsockname(uc)
 		check("getsockname", e1)
-		add(uc, Socket{Proto: "udp", Family: "inet", State: "ESTAB", Local: addrPortOf(ucl), Remote: mustAP("127.0.0.1:7101")})
+		add(uc, Socket{Proto: "udp", Family: "inet", State: "ESTAB", Local: sockaddr.AddrPort(ucl), Remote: mustAP("127.0.0.1:7101")})
 
 		// Unix listeners.
 		ulisten := func(typ int, name, typName string) {

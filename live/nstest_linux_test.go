@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,24 +107,6 @@ func (ns *testNS) do(tb testing.TB, fn func() error) {
 	if err := <-errc; err != nil {
 		tb.Fatal(err)
 	}
-}
-
-// sockaddr converts an AddrPort to a unix.Sockaddr of the right family.
-func sockaddr(ap netip.AddrPort, v6 bool) unix.Sockaddr {
-	if v6 {
-		return &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
-	}
-	return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
-}
-
-func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
-	}
-	return netip.AddrPort{}
 }
 
 func inodeOf(tb testing.TB, fd int) uint64 {

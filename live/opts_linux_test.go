@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socktab/socktab/internal/sockaddr"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,7 @@ func plantOptSockets(t *testing.T, ns *testNS) (map[netip.AddrPort]optSock, neti
 			}
 			a := netip.MustParseAddrPort(ap)
 			if err == nil {
-				err = unix.Bind(fd, sockaddr(a, v6))
+				err = unix.Bind(fd, sockaddr.Inet(fam, a, 0))
 			}
 			if err != nil {
 				return -1, fmt.Errorf("planting %s: %w", ap, err)
@@ -103,7 +104,7 @@ func plantOptSockets(t *testing.T, ns *testNS) (map[netip.AddrPort]optSock, neti
 			return err
 		}
 		defer unix.Close(c)
-		if err := unix.Connect(c, sockaddr(mustAP("192.0.2.1:7201"), false)); err != nil {
+		if err := unix.Connect(c, sockaddr.Inet(unix.AF_INET, mustAP("192.0.2.1:7201"), 0)); err != nil {
 			return err
 		}
 		a, _, err := unix.Accept(ln)
@@ -112,7 +113,7 @@ func plantOptSockets(t *testing.T, ns *testNS) (map[netip.AddrPort]optSock, neti
 		}
 		sa, _ := unix.Getsockname(a)
 		pa, _ := unix.Getpeername(a)
-		twLocal, twRemote = addrPortOf(sa), addrPortOf(pa)
+		twLocal, twRemote = sockaddr.AddrPort(sa), sockaddr.AddrPort(pa)
 		unix.Close(a)
 		// Wait for the FIN to reach the client, then close it: the server
 		// side moves FIN-WAIT-2 -> TIME-WAIT.
@@ -136,7 +137,7 @@ func TestReadOptions(t *testing.T) {
 	}
 	defer unix.Close(outside)
 	unix.SetsockoptInt(outside, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	if err := unix.Bind(outside, sockaddr(mustAP("0.0.0.0:7204"), false)); err != nil {
+	if err := unix.Bind(outside, sockaddr.Inet(unix.AF_INET, mustAP("0.0.0.0:7204"), 0)); err != nil {
 		t.Logf("outside socket not bound (%v); the namespace check is weaker", err)
 	}
 
@@ -310,7 +311,7 @@ func TestReadUDPChainOrder(t *testing.T) {
 					return err
 				}
 			}
-			if err := unix.Bind(fd, sockaddr(a, v6)); err != nil {
+			if err := unix.Bind(fd, sockaddr.Inet(fam, a, 0)); err != nil {
 				return fmt.Errorf("bind %s: %w", a, err)
 			}
 		}
@@ -356,7 +357,7 @@ func TestReadConnectBind(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := unix.Bind(ln, sockaddr(mustAP("127.0.0.1:7230"), false)); err != nil {
+		if err := unix.Bind(ln, sockaddr.Inet(unix.AF_INET, mustAP("127.0.0.1:7230"), 0)); err != nil {
 			return err
 		}
 		if err := unix.Listen(ln, 8); err != nil {
@@ -368,15 +369,15 @@ func TestReadConnectBind(t *testing.T) {
 				return -1, netip.AddrPort{}, err
 			}
 			if local != "" {
-				if err := unix.Bind(c, sockaddr(mustAP(local), false)); err != nil {
+				if err := unix.Bind(c, sockaddr.Inet(unix.AF_INET, mustAP(local), 0)); err != nil {
 					return -1, netip.AddrPort{}, err
 				}
 			}
-			if err := unix.Connect(c, sockaddr(mustAP("127.0.0.1:7230"), false)); err != nil {
+			if err := unix.Connect(c, sockaddr.Inet(unix.AF_INET, mustAP("127.0.0.1:7230"), 0)); err != nil {
 				return -1, netip.AddrPort{}, err
 			}
 			sa, err := unix.Getsockname(c)
-			return c, addrPortOf(sa), err
+			return c, sockaddr.AddrPort(sa), err
 		}
 		var c int
 		if _, auto, err = connect(""); err != nil {
@@ -392,7 +393,7 @@ func TestReadConnectBind(t *testing.T) {
 		a, _, err := unix.Accept(ln)
 		for ; err == nil; a, _, err = unix.Accept(ln) {
 			t.Cleanup(func() { unix.Close(a) })
-			if sa, _ := unix.Getpeername(a); addrPortOf(sa) == twAuto {
+			if sa, _ := unix.Getpeername(a); sockaddr.AddrPort(sa) == twAuto {
 				unix.Close(c)
 				buf := make([]byte, 1)
 				if n, err := unix.Read(a, buf); n != 0 || err != nil {

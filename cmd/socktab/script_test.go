@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/socktab/socktab/internal/sockaddr"
 	"github.com/socktab/socktab/live"
 	"golang.org/x/sys/unix"
 )
@@ -138,15 +139,15 @@ func inNetns(ns string, fn func() error) error {
 	return <-done
 }
 
-func sockaddr(s string) (int, unix.Sockaddr, error) {
+// parseInet reads a script's ADDR:PORT as the socket address of the family
+// it is written in, and that family (a zone is not read).
+func parseInet(s string) (int, unix.Sockaddr, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return 0, nil, err
 	}
-	if ap.Addr().Is4() {
-		return unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}, nil
-	}
-	return unix.AF_INET6, &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}, nil
+	fam := sockaddr.Family(ap.Addr())
+	return fam, sockaddr.Inet(fam, ap, 0), nil
 }
 
 // plant NS KIND ADDR [OPT...]: create a socket in namespace NS, held by the
@@ -202,7 +203,7 @@ func cmdPlant(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			return unix.Listen(fd, 8)
 		}
-		fam, sa, err := sockaddr(addr)
+		fam, sa, err := parseInet(addr)
 		if err != nil {
 			return err
 		}
@@ -316,7 +317,7 @@ func holderMain() {
 					return err
 				}
 			} else {
-				fam, tsa, err := sockaddr(a[3])
+				fam, tsa, err := parseInet(a[3])
 				if err != nil {
 					return err
 				}
