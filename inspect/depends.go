@@ -32,7 +32,8 @@ const maxFullCombos = 1024 // 4^maxFullGroups
 // unknownGroup is a set of sockets on the port in question whose options
 // were not read, varied together: TIME-WAIT connections sharing a local
 // address (they normally come from one listener, and none of them takes
-// part in a lookup of a new connection), or one other socket.
+// part in a lookup of a new connection), or one other socket. A
+// pseudo-group is an unknown of another kind (pseudo.go).
 type unknownGroup struct {
 	idx  []int // into the port's sub-snapshot
 	tw   bool
@@ -43,22 +44,15 @@ type unknownGroup struct {
 	// dual-stack one still claims 0.0.0.0 (its IPv4 address is the kernel's
 	// placeholder LOOPBACK4_IPV6, which a wildcard IPv4 bind matches).
 	v6 bool
-	// order marks the pseudo-group of a UDP port whose IPv4 and IPv6
-	// sockets were not placed on the port's chain by the BPF reader:
-	// which family was bound more recently is unknown (load's v6First).
-	order bool
-	// cache marks the pseudo-group of a TCP port whose bind-bucket cache
-	// nobody read (engine.Host.BindBucketKnown): tried as the full check
-	// alone (0) and as a cache that lets the bind question's socket
-	// through (1), see cacheLetsThrough.
-	cache *BindRequest
+	// pseudo is the kind of a pseudo-group (no sockets), nil for sockets.
+	pseudo pseudoKind
 }
 
 // values is how many option values the group is tried with: an index's
 // bit 0 is SO_REUSEADDR, bit 1 SO_REUSEPORT, bit 2 IPV6_V6ONLY (when v6).
 func (g *unknownGroup) values() int {
-	if g.order || g.cache != nil {
-		return 2
+	if g.pseudo != nil {
+		return g.pseudo.values()
 	}
 	if g.v6 {
 		return 8
@@ -122,12 +116,12 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 		v.groups[g].idx = append(v.groups[g].idx, i)
 	}
 	if proto == engine.UDP && v.crossFamilyOrderUnknown() {
-		v.groups = append(v.groups, unknownGroup{order: true,
+		v.groups = append(v.groups, unknownGroup{pseudo: chainOrder{},
 			desc: fmt.Sprintf("the IPv4 and the IPv6 udp sockets on port %d", port)})
 	}
 	for gi := range v.groups {
 		g := &v.groups[gi]
-		if g.order {
+		if g.pseudo != nil {
 			continue
 		}
 		ls := &v.snap.Sockets[g.idx[0]]
@@ -161,22 +155,14 @@ func (v *portView) crossFamilyOrderUnknown() bool {
 }
 
 // load builds the port's table with group gi's sockets set to
-// optionValues[vals[gi]] (an order group: the IPv6 sockets first on the
-// chain when 1).
+// optionValues[vals[gi]] (a pseudo-group: its kind applies vals[gi]).
 func (v *portView) load(vals []int) (*Table, error) {
 	snap := v.snap
 	snap.Sockets = slices.Clone(v.snap.Sockets)
-	v6First := false
-	var cache *BindRequest
+	var plan loadPlan
 	for gi, g := range v.groups {
-		if g.order {
-			v6First = vals[gi] == 1
-			continue
-		}
-		if g.cache != nil {
-			if vals[gi] == 1 {
-				cache = g.cache
-			}
+		if g.pseudo != nil {
+			g.pseudo.apply(vals[gi], &plan)
 			continue
 		}
 		ov := optionValues[vals[gi]&3]
@@ -195,28 +181,16 @@ func (v *portView) load(vals []int) (*Table, error) {
 			ls.OptsSource = "assumed"
 		}
 	}
-	t, err := load(&snap, v6First)
-	if err != nil || cache == nil {
+	t, err := load(&snap, plan.v6First)
+	if err != nil {
 		return t, err
 	}
-	return t, t.Host.SetBindBucket(engine.TCP, cache.Addr.Port(), cacheLetsThrough(*cache))
-}
-
-// cacheLetsThrough is the bind-bucket cache under which r's socket skips
-// inet_csk_get_port's conflict check on Linux 6.18 (sk_reuseport_match):
-// FASTREUSEPORT_STRICT, last reset by a SO_REUSEPORT socket of r's owner
-// on r's own address. The kernel holds such a cache when that socket
-// joined the port after every holder that refuses r now (an earlier
-// SO_REUSEADDR holder that has started listening since, say, or one that
-// has left) and only matching sharers joined after it. Without SO_REUSEPORT
-// nothing lets r through: on 6.18 no join sets tb->fastreuse.
-func cacheLetsThrough(r BindRequest) engine.BindBucket {
-	fam := engine.Inet
-	if r.Addr.Addr().Is6() {
-		fam = engine.Inet6
+	for _, f := range plan.after {
+		if err := f(t); err != nil {
+			return t, err
+		}
 	}
-	return engine.BindBucket{FastReuseport: engine.FastReuseportStrict, FastUID: r.UID,
-		FastIPv6Only: r.V6Only, FastFamily: fam, FastRcvSaddr: r.Addr.Addr()}
+	return t, nil
 }
 
 // vary evaluates eval on the port's table under the possible values of
@@ -293,8 +267,9 @@ func distinct(results map[string]string) int {
 func (v *portView) inferredValues(t *Table) []int {
 	base := make([]int, len(v.groups))
 	for gi, g := range v.groups {
-		if g.order || g.cache != nil {
-			continue // Load's choices: IPv4 first, no fast path
+		if g.pseudo != nil {
+			base[gi] = g.pseudo.inferred()
+			continue
 		}
 		ls := &v.snap.Sockets[g.idx[0]]
 		for s, l := range t.bySock {
@@ -346,24 +321,8 @@ func (v *portView) explain(outcome func(vals []int) string, tried [][]int, good 
 		if !matters {
 			continue
 		}
-		if g.cache != nil {
-			words = append(words, fmt.Sprintf("%s: the bind succeeds only if the kernel's cache (tb->fastreuseport, read only by the BPF reader) was last reset by a SO_REUSEPORT socket of uid %d on %s, which lets it skip the conflict check", g.desc, g.cache.UID, g.cache.Addr.Addr()))
-			continue
-		}
-		if g.order {
-			newer := "IPv4"
-			if okWith[1] && !okWith[0] {
-				newer = "IPv6"
-			}
-			if okWith[0] == okWith[1] {
-				words = append(words, g.desc+": the answer depends on which were bound more recently (the port's chain order, read only by the BPF reader)")
-			} else {
-				what := "the bind succeeds"
-				if !strings.HasPrefix(verb, "allow ") {
-					what = "the packet goes as shown"
-				}
-				words = append(words, fmt.Sprintf("%s: %s only if the %s ones were bound more recently (udp_lib_lport_inuse meets the newest first; the order across families is read only by the BPF reader)", g.desc, what, newer))
-			}
+		if g.pseudo != nil {
+			words = append(words, g.pseudo.explain(g.desc, okWith, verb))
 			continue
 		}
 		one := len(g.idx) == 1
@@ -446,7 +405,7 @@ func (t *Table) Bind(r BindRequest) (BindAnswer, error) {
 	v := t.portView(r.Proto, r.Addr.Port())
 	if a.Answer == AnswerFails && r.Proto == engine.TCP && r.ReusePort && !t.Host.BindBucketKnown(engine.TCP, r.Addr.Port()) {
 		// The full check refused it, but the kernel may never run it.
-		v.groups = append(v.groups, unknownGroup{cache: &r,
+		v.groups = append(v.groups, unknownGroup{pseudo: bindCache{r},
 			desc: fmt.Sprintf("the bind-bucket cache of tcp port %d", r.Addr.Port())})
 	}
 	if len(v.groups) == 0 {

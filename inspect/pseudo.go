@@ -1,0 +1,97 @@
+package inspect
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/socktab/socktab/engine"
+)
+
+// pseudoKind is an unknown the answer may turn on that is not a set of
+// sockets' options: each kind says, in one place, how many values it is
+// tried with, what a value changes in the load of the port's table, which
+// value the loader itself takes, and how the answer's dependence on it
+// reads.
+type pseudoKind interface {
+	// values is how many values the unknown is tried with.
+	values() int
+	// apply sets value x on a load of the port's table.
+	apply(x int, p *loadPlan)
+	// inferred is the value the loader takes when nothing was read.
+	inferred() int
+	// explain says what the answer turns on, given the group's desc, the
+	// values that gave the good outcome (okWith) and the question's verb.
+	explain(desc string, okWith map[int]bool, verb string) string
+}
+
+// loadPlan is what the pseudo-groups set on a load of the port's table
+// besides the sockets' options.
+type loadPlan struct {
+	v6First bool                 // load's v6First
+	after   []func(*Table) error // run on the loaded table
+}
+
+// chainOrder is the unknown of a UDP port whose IPv4 and IPv6 sockets were
+// not placed on the port's chain by the BPF reader: which family was bound
+// more recently (load's v6First). Value 1 puts the IPv6 sockets first; the
+// loader puts IPv4 first.
+type chainOrder struct{}
+
+func (chainOrder) values() int   { return 2 }
+func (chainOrder) inferred() int { return 0 }
+
+func (chainOrder) apply(x int, p *loadPlan) { p.v6First = x == 1 }
+
+func (chainOrder) explain(desc string, okWith map[int]bool, verb string) string {
+	newer := "IPv4"
+	if okWith[1] && !okWith[0] {
+		newer = "IPv6"
+	}
+	if okWith[0] == okWith[1] {
+		return desc + ": the answer depends on which were bound more recently (the port's chain order, read only by the BPF reader)"
+	}
+	what := "the bind succeeds"
+	if !strings.HasPrefix(verb, "allow ") {
+		what = "the packet goes as shown"
+	}
+	return fmt.Sprintf("%s: %s only if the %s ones were bound more recently (udp_lib_lport_inuse meets the newest first; the order across families is read only by the BPF reader)", desc, what, newer)
+}
+
+// bindCache is the unknown of a TCP port whose bind-bucket cache nobody
+// read (engine.Host.BindBucketKnown), for the bind question r: tried as
+// the full check alone (0, the loader's choice: no fast path) and as a
+// cache that lets r's socket through (1), see cacheLetsThrough.
+type bindCache struct{ r BindRequest }
+
+func (bindCache) values() int   { return 2 }
+func (bindCache) inferred() int { return 0 }
+
+func (c bindCache) apply(x int, p *loadPlan) {
+	if x != 1 {
+		return
+	}
+	p.after = append(p.after, func(t *Table) error {
+		return t.Host.SetBindBucket(engine.TCP, c.r.Addr.Port(), cacheLetsThrough(c.r))
+	})
+}
+
+func (c bindCache) explain(desc string, _ map[int]bool, _ string) string {
+	return fmt.Sprintf("%s: the bind succeeds only if the kernel's cache (tb->fastreuseport, read only by the BPF reader) was last reset by a SO_REUSEPORT socket of uid %d on %s, which lets it skip the conflict check", desc, c.r.UID, c.r.Addr.Addr())
+}
+
+// cacheLetsThrough is the bind-bucket cache under which r's socket skips
+// inet_csk_get_port's conflict check on Linux 6.18 (sk_reuseport_match):
+// FASTREUSEPORT_STRICT, last reset by a SO_REUSEPORT socket of r's owner
+// on r's own address. The kernel holds such a cache when that socket
+// joined the port after every holder that refuses r now (an earlier
+// SO_REUSEADDR holder that has started listening since, say, or one that
+// has left) and only matching sharers joined after it. Without SO_REUSEPORT
+// nothing lets r through: on 6.18 no join sets tb->fastreuse.
+func cacheLetsThrough(r BindRequest) engine.BindBucket {
+	fam := engine.Inet
+	if r.Addr.Addr().Is6() {
+		fam = engine.Inet6
+	}
+	return engine.BindBucket{FastReuseport: engine.FastReuseportStrict, FastUID: r.UID,
+		FastIPv6Only: r.V6Only, FastFamily: fam, FastRcvSaddr: r.Addr.Addr()}
+}
