@@ -19,7 +19,6 @@ import (
 // out; the kernel answers nothing (checked by hand in namespaces:
 // Ip6OutNoRoutes, TcpExtListenDrops).
 func devSnapshot(local string, dev int) *live.Snapshot {
-	pfx := netip.MustParsePrefix
 	fam := "inet"
 	if ap(local).Addr().Is6() {
 		fam = "inet6"
@@ -29,7 +28,7 @@ func devSnapshot(local string, dev int) *live.Snapshot {
 			{Name: "lo", Index: 1, Up: true, Loopback: true, Addrs: []netip.Prefix{pfx("127.0.0.1/8"), pfx("::1/128"), pfx("198.51.100.1/24")}},
 			{Name: "eth0", Index: 2, Up: true, Addrs: []netip.Prefix{pfx("192.0.2.1/24"), pfx("2001:db8::1/64")}},
 		},
-		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sysctls: linuxSysctls(),
 		Sockets: []live.Socket{{Proto: "tcp", Family: fam, State: "LISTEN", Local: ap(local), Inode: 7, BoundDev: dev,
 			Opts: &live.SockOpts{V6Only: true}, OptsSource: live.SourceKernel}},
 	}
@@ -63,14 +62,8 @@ func TestWhoAnswerLost(t *testing.T) {
 		// An IPv4 RST is routed normally: refused.
 		{"0.0.0.0:7000", 1, "198.51.100.1:50953", "192.0.2.1:7000", AnswerFails, engine.RST, false, false},
 	} {
-		tab, err := Load(devSnapshot(c.listen, c.dev))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := tab.WhoAnswer(engine.TCP, ap(c.src), ap(c.dst))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tab := mustLoad(t, devSnapshot(c.listen, c.dev))
+		a := whoAnswer(t, tab, engine.TCP, c.src, c.dst)
 		name := c.listen + " dev " + map[int]string{1: "lo", 2: "eth0"}[c.dev] + ", SYN " + c.src + " -> " + c.dst
 		taker := a.Delivery.Socket != nil && tab.Live(a.Delivery.Socket) != nil && tab.Live(a.Delivery.Socket).Inode == 7
 		if a.Answer != c.answer || a.Delivery.Verdict != c.verdict || taker != c.taker || (a.AnswerLost != "") != c.lost {
@@ -95,15 +88,9 @@ func TestWhoReuseportV6ChainOrder(t *testing.T) {
 	for i := range snap.Sockets {
 		snap.Sockets[i].Opts = &live.SockOpts{ReusePort: true, V6Only: true}
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	for _, src := range []string{"[::1]:50786", "[2001:db8::2]:50247", "[2001:db8::1]:50000"} {
-		a, err := tab.WhoAnswer(engine.TCP, ap(src), ap("[2001:db8::1]:7002"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		a := whoAnswer(t, tab, engine.TCP, src, "[2001:db8::1]:7002")
 		if a.Answer != AnswerOK || a.Delivery.Socket == nil || tab.Live(a.Delivery.Socket).Inode != 7 {
 			t.Errorf("SYN from %s: %+v, want the older, unbound listener (inode 7)", src, a)
 		}

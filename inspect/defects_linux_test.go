@@ -3,7 +3,6 @@
 package inspect
 
 import (
-	"net/netip"
 	"os"
 	"testing"
 
@@ -32,24 +31,24 @@ func TestIssue10OptionDefects(t *testing.T) {
 	}{
 		{"restart with SO_REUSEADDR over its own TIME-WAIT",
 			[]childReq{{Op: "tw", Proto: "tcp", Addr: "127.0.0.1:7201", ReuseAddr: true}},
-			BindRequest{Proto: engine.TCP, Addr: netip.MustParseAddrPort("127.0.0.1:7201"), ReuseAddr: true}, AnswerDepends},
+			BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:7201"), ReuseAddr: true}, AnswerDepends},
 		{"--reuseport beside one SO_REUSEPORT listener",
 			[]childReq{{Op: "sock", Proto: "tcp", Addr: "0.0.0.0:7202", ReusePort: true, Listen: true}},
-			BindRequest{Proto: engine.TCP, Addr: netip.MustParseAddrPort("0.0.0.0:7202"), ReusePort: true}, AnswerOK},
+			BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:7202"), ReusePort: true}, AnswerOK},
 		{"reuseport pair on different addresses",
 			[]childReq{{Op: "sock", Proto: "tcp", Addr: "127.0.0.1:7203", ReusePort: true, Listen: true},
 				{Op: "sock", Proto: "tcp", Addr: "0.0.0.0:7203", ReusePort: true, Listen: true}},
-			BindRequest{Proto: engine.TCP, Addr: netip.MustParseAddrPort("127.0.0.1:7203"), ReusePort: true}, AnswerOK},
+			BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:7203"), ReusePort: true}, AnswerOK},
 		{"[::] and 0.0.0.0 reuseport listeners",
 			[]childReq{{Op: "sock", Proto: "tcp", Addr: "[::]:7204", ReusePort: true, Listen: true},
 				{Op: "sock", Proto: "tcp", Addr: "0.0.0.0:7204", ReusePort: true, Listen: true}},
-			BindRequest{Proto: engine.TCP, Addr: netip.MustParseAddrPort("0.0.0.0:7204"), ReusePort: true}, AnswerOK},
+			BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:7204"), ReusePort: true}, AnswerOK},
 		{"single UDP socket with SO_REUSEADDR",
 			[]childReq{{Op: "sock", Proto: "udp", Addr: "0.0.0.0:7205", ReuseAddr: true}},
-			BindRequest{Proto: engine.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:7205"), ReuseAddr: true}, AnswerOK},
+			BindRequest{Proto: engine.UDP, Addr: ap("0.0.0.0:7205"), ReuseAddr: true}, AnswerOK},
 		{"two client sockets bound with SO_REUSEADDR",
 			[]childReq{{Op: "sock", Proto: "tcp", Addr: "127.0.0.1:7206", ReuseAddr: true}},
-			BindRequest{Proto: engine.TCP, Addr: netip.MustParseAddrPort("127.0.0.1:7206"), ReuseAddr: true}, AnswerOK},
+			BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:7206"), ReuseAddr: true}, AnswerOK},
 	}
 	n := newDiffNet(t)
 	for _, c := range cases {

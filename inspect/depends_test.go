@@ -12,30 +12,8 @@ import (
 // twSnapshot: a server restarted over its own TIME-WAIT connection on
 // 127.0.0.1:7201, with the TIME-WAIT socket's options as given.
 func twSnapshot(opts *live.SockOpts) *live.Snapshot {
-	s := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
-		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
-		Sockets: []live.Socket{
-			{Proto: "tcp", Family: "inet", State: "TIME-WAIT", Local: ap("127.0.0.1:7201"), Remote: ap("127.0.0.1:43772")},
-		},
-	}
-	if opts != nil {
-		s.Sockets[0].Opts, s.Sockets[0].OptsSource = opts, live.SourceKernel
-	}
-	return s
-}
-
-func bindAnswer(t *testing.T, snap *live.Snapshot, r BindRequest) BindAnswer {
-	t.Helper()
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := tab.Bind(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return loSnapshot(withKernelOpts(live.Socket{Proto: "tcp", Family: "inet", State: "TIME-WAIT",
+		Local: ap("127.0.0.1:7201"), Remote: ap("127.0.0.1:43772")}, opts))
 }
 
 func TestBindDependsOnTimeWait(t *testing.T) {
@@ -70,30 +48,18 @@ func TestWhoDependsOnReuseport(t *testing.T) {
 	// Two UDP sockets on one address whose options are unknown: whether
 	// they form a reuseport group or the last bound takes all changes who
 	// receives.
-	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
-		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
-		Sockets: []live.Socket{
-			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:5353"), Inode: 1},
-			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:5353"), Inode: 2},
-		},
-	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := tab.WhoAnswer(engine.UDP, ap("127.0.0.1:40000"), ap("127.0.0.1:5353"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := loSnapshot(
+		live.Socket{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:5353"), Inode: 1},
+		live.Socket{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:5353"), Inode: 2},
+	)
+	a := whoAnswer(t, mustLoad(t, snap), engine.UDP, "127.0.0.1:40000", "127.0.0.1:5353")
 	if a.Answer != AnswerDepends || len(a.Unknowns) == 0 {
 		t.Errorf("who with unknown sharers: %+v, want depends", a)
 	}
 	for i := range snap.Sockets {
 		snap.Sockets[i].Opts, snap.Sockets[i].OptsSource = &live.SockOpts{ReusePort: true}, live.SourceKernel
 	}
-	tab, _ = Load(snap)
-	a, _ = tab.WhoAnswer(engine.UDP, ap("127.0.0.1:40000"), ap("127.0.0.1:5353"))
+	a = whoAnswer(t, mustLoad(t, snap), engine.UDP, "127.0.0.1:40000", "127.0.0.1:5353")
 	if a.Answer != AnswerOK || len(a.Delivery.Group) != 2 {
 		t.Errorf("who with a known reuseport pair: %+v, want ok with a group of 2", a)
 	}
@@ -107,17 +73,8 @@ func TestWhoDependsOnReuseport(t *testing.T) {
 // (Found by the live differential test, seed 1796062764708599174.)
 func TestBindDependsOnTimeWaitV6Only(t *testing.T) {
 	snap := func(opts *live.SockOpts) *live.Snapshot {
-		s := &live.Snapshot{
-			Interfaces: []live.Interface{{Name: "lo", Index: 1}},
-			Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
-			Sockets: []live.Socket{
-				{Proto: "tcp", Family: "inet6", State: "TIME-WAIT", Local: ap("[::1]:7000"), Remote: ap("[::1]:43772")},
-			},
-		}
-		if opts != nil {
-			s.Sockets[0].Opts, s.Sockets[0].OptsSource = opts, live.SourceKernel
-		}
-		return s
+		return loSnapshot(withKernelOpts(live.Socket{Proto: "tcp", Family: "inet6", State: "TIME-WAIT",
+			Local: ap("[::1]:7000"), Remote: ap("[::1]:43772")}, opts))
 	}
 	req := BindRequest{Proto: engine.TCP, Addr: ap("0.0.0.0:7000"), ReuseAddr: true}
 	if a := bindAnswer(t, snap(&live.SockOpts{V6Only: false}), req); a.Answer != AnswerFails {
@@ -137,17 +94,12 @@ func TestBindDependsOnTimeWaitV6Only(t *testing.T) {
 // [2001:db8::1]:7001, every option read; chain is their ChainPos (0: not
 // placed). Found by the live differential test (seed 11).
 func udpOrderSnapshot(chain [2]uint16) *live.Snapshot {
-	t := true
-	return &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
-		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
-		Sockets: []live.Socket{
-			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:7001"), ChainPos: chain[0],
-				Opts: &live.SockOpts{ReuseAddr: true, ReusePort: true}, OptsSource: live.SourceKernel},
-			{Proto: "udp", Family: "inet6", State: "UNCONN", Local: ap("[2001:db8::1]:7001"), UID: 1000, V6Only: &t, ChainPos: chain[1],
-				Opts: &live.SockOpts{V6Only: true}, OptsSource: live.SourceKernel},
-		},
-	}
+	return loSnapshot(
+		withKernelOpts(live.Socket{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("127.0.0.1:7001"), ChainPos: chain[0]},
+			&live.SockOpts{ReuseAddr: true, ReusePort: true}),
+		withKernelOpts(live.Socket{Proto: "udp", Family: "inet6", State: "UNCONN", Local: ap("[2001:db8::1]:7001"), UID: 1000, V6Only: bptr(true), ChainPos: chain[1]},
+			&live.SockOpts{V6Only: true}),
+	)
 }
 
 func TestBindUDPChainOrderAcrossFamilies(t *testing.T) {
@@ -177,15 +129,10 @@ func TestBindUDPChainOrderAcrossFamilies(t *testing.T) {
 // options read; buckets is what the BPF reader saw of the port's cache
 // (nil: not read).
 func cacheSnapshot(buckets []live.BindBucket) *live.Snapshot {
-	return &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
-		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
-		Sockets: []live.Socket{
-			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("127.0.0.1:7400"), UID: 1000,
-				Opts: &live.SockOpts{ReuseAddr: true}, OptsSource: live.SourceSocket},
-		},
-		Buckets: buckets,
-	}
+	s := loSnapshot(live.Socket{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("127.0.0.1:7400"), UID: 1000,
+		Opts: &live.SockOpts{ReuseAddr: true}, OptsSource: live.SourceSocket})
+	s.Buckets = buckets
+	return s
 }
 
 func TestBindDependsOnBucketCache(t *testing.T) {
@@ -218,15 +165,9 @@ func TestBindDependsOnBucketCache(t *testing.T) {
 func TestLoadConnectCreatedBucket(t *testing.T) {
 	// A port that connect() took has a bucket with fastreuse and
 	// fastreuseport -1 (__inet_hash_connect); loading it used to fail.
-	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "lo", Index: 1}},
-		Sysctls:    live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
-		Sockets: []live.Socket{
-			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("127.0.0.1:40001"), Remote: ap("127.0.0.1:7300"),
-				Opts: &live.SockOpts{}, OptsSource: live.SourceKernel},
-		},
-		Buckets: []live.BindBucket{{Port: 40001, FastReuse: -1, FastReuseport: -1, FastFamily: "inet", FastRcvSaddr: netip.MustParseAddr("127.0.0.1")}},
-	}
+	snap := loSnapshot(withKernelOpts(live.Socket{Proto: "tcp", Family: "inet", State: "ESTAB",
+		Local: ap("127.0.0.1:40001"), Remote: ap("127.0.0.1:7300")}, &live.SockOpts{}))
+	snap.Buckets = []live.BindBucket{{Port: 40001, FastReuse: -1, FastReuseport: -1, FastFamily: "inet", FastRcvSaddr: netip.MustParseAddr("127.0.0.1")}}
 	r := BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:40001"), ReuseAddr: true}
 	if a := bindAnswer(t, snap, r); a.Answer != AnswerFails {
 		t.Errorf("bind over a connect()-bound port: %+v, want fails", a)

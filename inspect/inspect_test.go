@@ -10,19 +10,15 @@ import (
 	"github.com/socktab/socktab/live"
 )
 
-func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-
-func bptr(b bool) *bool { return &b }
-
 // snapshot is a small machine: eth0 with a public, a private and a
 // link-local address; listeners on the wildcard, a specific address,
 // dual-stack and v6-only [::]; two SO_REUSEPORT listeners; connections.
 func snapshot() *live.Snapshot {
 	return &live.Snapshot{
 		Interfaces: []live.Interface{
-			{Name: "lo", Index: 1, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}},
-			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.5/24"),
-				netip.MustParsePrefix("10.1.2.3/8"), netip.MustParsePrefix("fe80::1/64"), netip.MustParsePrefix("2001:db8::5/64")}},
+			{Name: "lo", Index: 1, Addrs: []netip.Prefix{pfx("127.0.0.1/8"), pfx("::1/128")}},
+			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{pfx("203.0.113.5/24"),
+				pfx("10.1.2.3/8"), pfx("fe80::1/64"), pfx("2001:db8::5/64")}},
 		},
 		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, ReservedPorts: []uint16{40000, 40001}, UnprivilegedPortStart: 1024, TCPTWReuse: 2},
 		Sockets: []live.Socket{
@@ -61,10 +57,7 @@ func TestClass(t *testing.T) {
 }
 
 func TestLoadInfersReusePortAndWho(t *testing.T) {
-	tab, err := Load(snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snapshot())
 	d := tab.Who(engine.TCP, ap("127.0.0.1:5"), ap("127.0.0.1:9000"))
 	if len(d.Group) != 2 {
 		t.Fatalf("two listeners on one address:port must form a reuseport group, got %+v", d)
@@ -84,7 +77,7 @@ func TestLoadInfersReusePortAndWho(t *testing.T) {
 }
 
 func TestCheckBindNamesTheHolder(t *testing.T) {
-	tab, _ := Load(snapshot())
+	tab := mustLoad(t, snapshot())
 	req := BindRequest{Proto: engine.TCP, Addr: ap("127.0.0.1:443")}
 	res, err := tab.CheckBind(req)
 	if err != nil || res.Err != engine.EADDRINUSE {
@@ -108,7 +101,7 @@ func TestCheckBindNamesTheHolder(t *testing.T) {
 }
 
 func TestAuditExpandsWildcards(t *testing.T) {
-	tab, _ := Load(snapshot())
+	tab := mustLoad(t, snapshot())
 	got := map[uint64]Exposure{}
 	for _, e := range tab.Audit() {
 		got[tab.Live(e.Socket).Inode] = e
@@ -153,7 +146,7 @@ func TestAuditExpandsWildcards(t *testing.T) {
 }
 
 func TestPortsCountsPerDestination(t *testing.T) {
-	tab, _ := Load(snapshot())
+	tab := mustLoad(t, snapshot())
 	if tab.Usable() != 60999-32768+1-2 {
 		t.Fatalf("usable = %d", tab.Usable())
 	}
@@ -171,9 +164,8 @@ func TestPortsCountsPerDestination(t *testing.T) {
 // TCP pool, connections accepted on a listening port are no pool, UDP is
 // one pool whatever the destination, and equal pools come in a fixed order.
 func TestPortsPoolsAsTheKernelDraws(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}},
+		Interfaces: []live.Interface{{Name: "eth0", Index: 2, Addrs: []netip.Prefix{pfx("192.0.2.1/24")}}},
 		Sysctls:    live.Sysctls{PortLow: 40000, PortHigh: 40009, UnprivilegedPortStart: 1024, ReservedPorts: []uint16{40009}},
 		Sockets: []live.Socket{
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:40005")},
@@ -190,10 +182,7 @@ func TestPortsPoolsAsTheKernelDraws(t *testing.T) {
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:40004")}, // SO_REUSEADDR twin: one port
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	var got []string
 	for _, u := range tab.Ports() {
 		got = append(got, fmt.Sprintf("%s %s %s in=%d tw=%d blocked=%d of=%d", u.Proto, u.SrcText(), u.DstText(), u.InUse, u.TimeWait, u.Blocked, u.Capacity))
@@ -211,20 +200,16 @@ func TestPortsPoolsAsTheKernelDraws(t *testing.T) {
 // A UDP socket bound to a multicast group or a broadcast address receives
 // what is sent there: audit must not call it "receives nothing".
 func TestAuditGroupcastBoundSockets(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.2/24")},
+		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{pfx("192.168.1.2/24")},
 			Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}},
-		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sysctls: linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("239.1.2.3:5000")},
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("192.168.1.255:5001")},
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	for _, e := range tab.Audit() {
 		if len(e.Accepts) != 1 || e.Accepts[0] != e.Socket.Local().Addr() || strings.Contains(e.Finding, "nothing") {
 			t.Errorf("%s: accepts %v, %q", e.Socket.Local(), e.Accepts, e.Finding)
@@ -235,21 +220,17 @@ func TestAuditGroupcastBoundSockets(t *testing.T) {
 // Which socket joined which group is not in the kernel's tables: without a
 // readable owner, a multicast answer that turns on it is "depends".
 func TestWhoMulticastDependsOnUnreadableMemberships(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	off, on := false, true
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.2/24")},
+		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{pfx("192.168.1.2/24")},
 			Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}},
-		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Sysctls: linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:5000"), MulticastAll: &on, Inode: 1},
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:5000"), MulticastAll: &off, Inode: 2},
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	a, err := tab.WhoAnswerOn(engine.UDP, ap("192.168.1.7:4000"), ap("239.1.2.3:5000"), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -268,20 +249,16 @@ func TestWhoMulticastDependsOnUnreadableMemberships(t *testing.T) {
 // reader: SOCK_CONNECT_BIND off) holds that port against every other
 // destination's connect(); one whose port connect() chose does not.
 func TestPortsConnectBindRead(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	yes, no := true, false
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}},
+		Interfaces: []live.Interface{{Name: "eth0", Index: 2, Addrs: []netip.Prefix{pfx("192.0.2.1/24")}}},
 		Sysctls:    live.Sysctls{PortLow: 40000, PortHigh: 40009, UnprivilegedPortStart: 1024},
 		Sockets: []live.Socket{
 			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40000"), Remote: ap("203.0.113.9:443"), ConnectBind: &yes},
 			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40001"), Remote: ap("203.0.113.8:443"), ConnectBind: &no},
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	var got []string
 	for _, u := range tab.Ports() {
 		got = append(got, fmt.Sprintf("%s %s in=%d blocked=%d of=%d", u.Proto, u.DstText(), u.InUse, u.Blocked, u.Capacity))
@@ -301,23 +278,16 @@ func TestPortsConnectBindRead(t *testing.T) {
 // interfaces, so a socket bound to eth0 takes it. Found by the live
 // differential test (audit claims checked against connects from a peer).
 func TestAuditFromOutside(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{
-			{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("198.51.100.1/24")}},
-			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
-		},
-		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Interfaces: serviceOnLo(),
+		Sysctls:    linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7000"), BoundDev: 1, Inode: 1},
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7001"), BoundDev: 2, Inode: 2},
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("198.51.100.1:7002"), Inode: 3},
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	got := map[uint64][]string{}
 	for _, e := range tab.Audit() {
 		var as []string
@@ -342,22 +312,15 @@ func TestAuditFromOutside(t *testing.T) {
 // first other interface, so a listener bound to lo does not take it and
 // one bound to eth0 does; from this host itself it is local traffic.
 func TestWhoFromOutsideToAddressOnLo(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{
-			{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("198.51.100.1/24")}},
-			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
-		},
-		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Interfaces: serviceOnLo(),
+		Sysctls:    linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7000"), BoundDev: 1, Inode: 1},
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7001"), BoundDev: 2, Inode: 2},
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
 	for _, c := range []struct {
 		src, dst string
 		want     uint64
@@ -366,10 +329,7 @@ func TestWhoFromOutsideToAddressOnLo(t *testing.T) {
 		{"203.0.113.254:54321", "198.51.100.1:7001", 2}, // arrives on eth0
 		{"198.51.100.1:54321", "198.51.100.1:7000", 1},  // local traffic, on lo
 	} {
-		a, err := tab.WhoAnswer(engine.TCP, ap(c.src), ap(c.dst))
-		if err != nil {
-			t.Fatal(err)
-		}
+		a := whoAnswer(t, tab, engine.TCP, c.src, c.dst)
 		var got uint64
 		if a.Answer == AnswerOK && a.Delivery.Socket != nil {
 			got = tab.Live(a.Delivery.Socket).Inode
@@ -384,26 +344,15 @@ func TestWhoFromOutsideToAddressOnLo(t *testing.T) {
 // listener bound to one of them, which one it arrives on decides: who says
 // depends and names the question's missing part instead of picking one.
 func TestWhoFromOutsideDependsOnArrival(t *testing.T) {
-	ap := netip.MustParseAddrPort
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{
-			{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("198.51.100.1/24")}},
-			{Name: "eth0", Index: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
-			{Name: "eth1", Index: 3, Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")}},
-		},
-		Sysctls: live.Sysctls{PortLow: 32768, PortHigh: 60999, UnprivilegedPortStart: 1024},
+		Interfaces: serviceOnLo(live.Interface{Name: "eth1", Index: 3, Addrs: []netip.Prefix{pfx("203.0.113.1/24")}}),
+		Sysctls:    linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "tcp", Family: "inet", State: "LISTEN", Local: ap("0.0.0.0:7001"), BoundDev: 3, Inode: 1},
 		},
 	}
-	tab, err := Load(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := tab.WhoAnswer(engine.TCP, ap("192.0.2.99:54321"), ap("198.51.100.1:7001"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := mustLoad(t, snap)
+	a := whoAnswer(t, tab, engine.TCP, "192.0.2.99:54321", "198.51.100.1:7001")
 	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 || !strings.Contains(a.Unknowns[0], "name one with --dev") {
 		t.Errorf("who 198.51.100.1:7001 from outside: %+v, want depends on the arrival interface", a)
 	}
