@@ -631,8 +631,13 @@ func (t *table) unhashFlow(s *Socket) {
 	}
 	k := flowKeyOf(s)
 	found := false
-	// An entry another socket took over since (same 4-tuple) stays.
-	if s.flags&fInFlows != 0 && t.flows[k] == s {
+	// An entry another socket took over since (same 4-tuple) stays. Such a
+	// socket pushed s to dupFlows (hashFlow): with none there, s is its
+	// key's entry and the check's lookup is skipped.
+	if s.flags&fInFlows != 0 && len(t.dupFlows) == 0 {
+		delete(t.flows, k)
+		found = true
+	} else if s.flags&fInFlows != 0 && t.flows[k] == s {
 		delete(t.flows, k)
 		found = true
 		if len(t.dupFlows) > 0 {
