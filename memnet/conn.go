@@ -81,7 +81,12 @@ type unixEnds struct{ local, remote net.Addr }
 // newPair makes a connection over link lk (nil between two ends on one
 // host; n.mu held) and returns it with its two ends, to be filled in.
 func newPair(lk *link, unix bool) (*pair, *Conn, *Conn) {
-	pr := &pair{unix: unix, link: lk, p: [2]pipe{newPipe(), newPipe()}}
+	// Field by field: a composite literal of the whole pair would be built
+	// aside and copied in (480 bytes, with write barriers).
+	pr := new(pair)
+	pr.unix, pr.link = unix, lk
+	pr.p[0].defaultSize()
+	pr.p[1].defaultSize()
 	c, sc := &pr.ends[0], &pr.ends[1]
 	c.pr, c.i, c.linger = pr, 0, -1
 	sc.pr, sc.i, sc.linger = pr, 1, -1

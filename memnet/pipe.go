@@ -43,7 +43,8 @@ type mark struct {
 	count int
 }
 
-func newPipe() pipe { return pipe{size: defaultRcvBuf + defaultSndBuf} }
+// defaultSize gives a new pipe the default capacity (receive + send buffer).
+func (p *pipe) defaultSize() { p.size = defaultRcvBuf + defaultSndBuf }
 
 // readableCh and writableCh are the channels a waiter selects on, made on
 // first use (pair.mu held): a connection that never waits has none.
