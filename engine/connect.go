@@ -486,10 +486,11 @@ func (h *Host) spawnChild(l *Socket, local, remote netip.AddrPort) *Socket {
 		x sockExt
 	}{}
 	c := &b.s
-	*c = Socket{fam: l.fam, proto: TCP, uid: l.uid, ext: &b.x, state: Established,
-		flags: l.flags & (fReuseAddr | fReusePort | fV6Only | fFreeBind)}
-	b.x = sockExt{parent: l, dev: l.device()}
-	c.flags |= fHasPort | fHasAddr
+	// Field by field into the new (zeroed) block: whole-struct stores would
+	// be copies with write barriers.
+	c.fam, c.proto, c.uid, c.ext, c.state = l.fam, TCP, l.uid, &b.x, Established
+	c.flags = l.flags&(fReuseAddr|fReusePort|fV6Only|fFreeBind) | fHasPort | fHasAddr
+	b.x.parent, b.x.dev = l, l.device()
 	c.local = ep(netip.AddrPortFrom(sockForm(l.fam, local.Addr()), local.Port()))
 	c.remote = ep(netip.AddrPortFrom(sockForm(l.fam, remote.Addr()), remote.Port()))
 	h.register(c)
