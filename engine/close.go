@@ -73,7 +73,7 @@ func (h *Host) Close(s *Socket) Result {
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
 			ph := p.host()
 			ph.setState(p, TimeWait)
-			p.x().until = h.net.now + ph.prof.TimeWait
+			ph.tcp.retime(p, h.net.now+ph.prof.TimeWait)
 			// Both ends are done with each other: the TIME_WAIT end must
 			// not keep this one (and its listener) in memory for 60 s.
 			p.ext.peer, s.ext.peer = nil, nil
@@ -201,8 +201,9 @@ func (h *Host) Shutdown(s *Socket) Result {
 		}
 	case CloseWait:
 		if p != nil && p.state == FinWait2 {
-			p.host().setState(p, TimeWait)
-			p.x().until = h.net.now + p.host().prof.TimeWait
+			ph := p.host()
+			ph.setState(p, TimeWait)
+			ph.tcp.retime(p, h.net.now+ph.prof.TimeWait)
 		}
 		h.tcp.unhashFlow(s)
 		if s.flags&fConnectBind != 0 {

@@ -181,3 +181,46 @@ func TestSYNToOrphanedCloseWait(t *testing.T) {
 		}
 	}
 }
+
+// A timer moved later (an orphaned FIN_WAIT2 whose peer closes turns
+// TIME_WAIT, 60 s from then) runs out at its new time, not the first one;
+// a timer set before its socket was closed (TIME_WAIT after shutdown, the
+// user closes later) runs out at its own time even though later timers
+// were queued in between.
+func TestTimeWaitTimersMovedAndOutOfOrder(t *testing.T) {
+	n := NewNetwork(Linux, 1)
+	h := n.AddHost("h")
+	// a: the client closes first at 0 s (FIN_WAIT2 orphan, timer 60 s),
+	// the server closes at 10 s (a turns TIME_WAIT, timer 70 s).
+	a, aChild, _ := pair(t, h, 8080)
+	h.Close(a)
+	n.Advance(10 * time.Second)
+	h.Close(aChild)
+	// b: shutdown at 10 s, the server closes at once (b TIME_WAIT, timer
+	// 70 s, still the user's); c: closed by its client at 15 s (timer
+	// 75 s); then the user closes b at 20 s: its timer stays 70 s.
+	b, bChild, _ := pair(t, h, 8081)
+	h.Shutdown(b)
+	h.Close(bChild)
+	n.Advance(5 * time.Second)
+	c, cChild, _ := pair(t, h, 8082)
+	h.Close(c)
+	h.Close(cChild)
+	n.Advance(5 * time.Second)
+	h.Close(b)
+	if a.Expires() != 70*time.Second || b.Expires() != 70*time.Second || c.Expires() != 75*time.Second {
+		t.Fatalf("timers %v %v %v, want 70s 70s 75s", a.Expires(), b.Expires(), c.Expires())
+	}
+	n.Advance(45 * time.Second) // 65 s: a's first timer has passed
+	if a.State() != TimeWait {
+		t.Fatalf("a at 65 s: %v, want TIME_WAIT until 70 s", a.State())
+	}
+	n.Advance(5 * time.Second) // 70 s
+	if a.State() != Gone || b.State() != Gone || c.State() != TimeWait {
+		t.Fatalf("at 70 s: a %v, b %v, c %v; want gone, gone, TIME_WAIT", a.State(), b.State(), c.State())
+	}
+	n.Advance(5 * time.Second)
+	if c.State() != Gone {
+		t.Fatalf("c at 75 s: %v", c.State())
+	}
+}

@@ -29,6 +29,7 @@ const (
 	fMcAll6                          // IPV6_MULTICAST_ALL: on by default (inet6_create)
 	fInFlows                         // TCP: entered in table.flows (hashFlow)
 	fInTWs                           // TCP: entered in table.tws (hashFlow)
+	fTimed                           // TCP: on its table's TIME_WAIT timer queue (addTimeWait)
 )
 
 // Socket is one socket of a host. Fields are read through methods; the

@@ -291,8 +291,8 @@ type table struct {
 	dests       map[destKey]*destPorts // ports connect() used per destination
 	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
 	rng         uint64
-	tw          []*Socket     // TIME_WAIT and orphaned FIN_WAIT2 sockets
-	twNext      time.Duration // no entry of tw expires before this: Advance skips the scan
+	tw          []twEntry // timers of TIME_WAIT and orphaned FIN_WAIT2 sockets, earliest first, from twHead
+	twHead      int
 	freeBuckets []*portBucket
 	moving      bool // reown is moving a holder: its place in portBucket.order stays
 }
@@ -555,41 +555,72 @@ func (t *table) rep(c *class, port uint16, b *portBucket, self *Socket) *Socket 
 	return nil
 }
 
-// addTimeWait puts s on the list whose timers Advance checks.
-func (t *table) addTimeWait(s *Socket) {
-	if len(t.tw) == 0 || s.Expires() < t.twNext {
-		t.twNext = s.Expires()
-	}
-	t.tw = append(t.tw, s)
+// twEntry is a timer set on a socket: when it runs out, the socket goes
+// unless its timer was moved later since (a later entry has it then).
+type twEntry struct {
+	s     *Socket
+	until time.Duration
 }
 
-// expireTimeWait drops TIME_WAIT / FIN_WAIT2 orphans whose timer ran out.
-// It reads the list only when the earliest timer may have run out, so a
-// clock that advances on every operation (memnet) costs nothing per step.
-// A timer moved later keeps twNext early, which only costs a scan.
+// noTimer is the network's next expiry when no timer runs.
+const noTimer = time.Duration(1<<63 - 1)
+
+// addTimeWait puts s's timer (Expires) on its table's queue. The queue is
+// kept in expiry order: timers are set to now + the host's TIME_WAIT, so
+// each new one goes at the end, and the rare one that does not (a socket
+// whose timer was set before the user closed it) moves back to its place.
+func (t *table) addTimeWait(s *Socket) {
+	s.flags |= fTimed
+	e := twEntry{s, s.Expires()}
+	t.tw = append(t.tw, e)
+	i := len(t.tw) - 1
+	for ; i > t.twHead && t.tw[i-1].until > e.until; i-- {
+		t.tw[i] = t.tw[i-1]
+	}
+	t.tw[i] = e
+	if n := t.h.net; t.tw[t.twHead].until < n.twNext {
+		n.twNext = t.tw[t.twHead].until
+	}
+}
+
+// retime moves the timer of s, a FIN_WAIT2 socket its peer's close turned
+// into TIME_WAIT, to until; a socket on the queue gets a new entry there
+// (its old one is passed over when it runs out).
+func (t *table) retime(s *Socket, until time.Duration) {
+	s.x().until = until
+	if s.flags&fTimed != 0 {
+		t.addTimeWait(s)
+	}
+}
+
+// expireTimeWait drops the TIME_WAIT / FIN_WAIT2 orphans whose timer ran
+// out. It reads only the timers that ran out, so a clock that advances on
+// every operation (memnet) costs nothing per step, however many
+// connections wait.
 func (t *table) expireTimeWait(now time.Duration) {
-	if len(t.tw) == 0 || now < t.twNext {
-		return
-	}
-	keep := t.tw[:0]
-	next := time.Duration(-1)
-	for _, s := range t.tw {
-		if s.state == Gone {
-			continue
-		}
-		if s.Expires() <= now {
+	for t.twHead < len(t.tw) && t.tw[t.twHead].until <= now {
+		s := t.tw[t.twHead].s
+		t.tw[t.twHead] = twEntry{}
+		t.twHead++
+		if s.state != Gone && s.Expires() <= now {
 			t.drop(s)
-			continue
 		}
-		if next < 0 || s.Expires() < next {
-			next = s.Expires()
-		}
-		keep = append(keep, s)
 	}
-	for i := len(keep); i < len(t.tw); i++ {
-		t.tw[i] = nil
+	if t.twHead == len(t.tw) {
+		t.tw, t.twHead = t.tw[:0], 0
+	} else if t.twHead > 1024 && t.twHead*2 > len(t.tw) {
+		k := copy(t.tw, t.tw[t.twHead:])
+		clear(t.tw[k:])
+		t.tw, t.twHead = t.tw[:k], 0
 	}
-	t.tw, t.twNext = keep, next
+}
+
+// nextTimer is the earliest timer on the queue, noTimer when none.
+func (t *table) nextTimer() time.Duration {
+	if t.twHead == len(t.tw) {
+		return noTimer
+	}
+	return t.tw[t.twHead].until
 }
 
 // hashFlow enters a TCP connection in the map its state belongs to.
