@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -222,5 +223,41 @@ func TestTimeWaitTimersMovedAndOutOfOrder(t *testing.T) {
 	n.Advance(5 * time.Second)
 	if c.State() != Gone {
 		t.Fatalf("c at 75 s: %v", c.State())
+	}
+}
+
+// The timer queue keeps expiry order across its blocks, with pushes mostly
+// in order and some earlier than the last, and pops interleaved.
+func TestTimerQueueOrder(t *testing.T) {
+	var q twQueue
+	var want []time.Duration
+	rng := uint64(7)
+	next := func() uint64 { rng = rng*6364136223846793005 + 1442695040888963407; return rng >> 33 }
+	now := time.Duration(0)
+	for i := range 3000 {
+		now += time.Duration(next() % 3)
+		until := now + 60
+		if next()%10 == 0 {
+			until -= time.Duration(next() % 50) // set before the user closed it
+		}
+		q.push(twEntry{until: until})
+		want = append(want, until)
+		if i%7 == 0 { // drain what ran out
+			for q.n > 0 && q.at(0).until <= now {
+				q.pop()
+			}
+		}
+	}
+	slices.Sort(want)
+	got := []time.Duration{}
+	for q.n > 0 {
+		got = append(got, q.at(0).until)
+		q.pop()
+	}
+	if !slices.IsSorted(got) || len(got) == 0 || got[len(got)-1] != want[len(want)-1] {
+		t.Fatalf("queue out of order or lost its latest timer: %d entries, sorted %v", len(got), slices.IsSorted(got))
+	}
+	if len(q.blocks) > 1 {
+		t.Fatalf("a drained queue keeps %d blocks", len(q.blocks))
 	}
 }

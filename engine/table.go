@@ -291,8 +291,7 @@ type table struct {
 	dests       map[destKey]*destPorts // ports connect() used per destination
 	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
 	rng         uint64
-	tw          []twEntry // timers of TIME_WAIT and orphaned FIN_WAIT2 sockets, earliest first, from twHead
-	twHead      int
+	tw          twQueue // timers of TIME_WAIT and orphaned FIN_WAIT2 sockets, earliest first
 	freeBuckets []*portBucket
 	moving      bool // reown is moving a holder: its place in portBucket.order stays
 }
@@ -562,6 +561,50 @@ type twEntry struct {
 	until time.Duration
 }
 
+// twQueue holds timers in expiry order, in blocks of fixed size: a queue
+// of a million timers grows and drains a block at a time, never copying
+// (and write-barriering) a million pointers as one growing slice would.
+type twQueue struct {
+	blocks []*[twBlock]twEntry
+	head   int // the first entry's index in blocks[0]
+	n      int
+}
+
+const twBlock = 256
+
+func (q *twQueue) at(i int) *twEntry {
+	i += q.head
+	return &q.blocks[i/twBlock][i%twBlock]
+}
+
+// push adds e in its place: at the end, unless its timer is earlier than
+// the last ones (rare, see addTimeWait).
+func (q *twQueue) push(e twEntry) {
+	if q.head+q.n == len(q.blocks)*twBlock {
+		q.blocks = append(q.blocks, new([twBlock]twEntry))
+	}
+	i := q.n
+	for ; i > 0 && q.at(i-1).until > e.until; i-- {
+		*q.at(i) = *q.at(i - 1)
+	}
+	*q.at(i) = e
+	q.n++
+}
+
+// pop removes the first entry; a drained block is let go, the last one kept
+// for the next timers.
+func (q *twQueue) pop() {
+	*q.at(0) = twEntry{}
+	q.head++
+	q.n--
+	if q.n == 0 {
+		q.blocks, q.head = q.blocks[:1], 0
+	} else if q.head == twBlock {
+		q.blocks[0] = nil
+		q.blocks, q.head = q.blocks[1:], 0
+	}
+}
+
 // noTimer is the network's next expiry when no timer runs.
 const noTimer = time.Duration(1<<63 - 1)
 
@@ -571,15 +614,9 @@ const noTimer = time.Duration(1<<63 - 1)
 // whose timer was set before the user closed it) moves back to its place.
 func (t *table) addTimeWait(s *Socket) {
 	s.flags |= fTimed
-	e := twEntry{s, s.Expires()}
-	t.tw = append(t.tw, e)
-	i := len(t.tw) - 1
-	for ; i > t.twHead && t.tw[i-1].until > e.until; i-- {
-		t.tw[i] = t.tw[i-1]
-	}
-	t.tw[i] = e
-	if n := t.h.net; t.tw[t.twHead].until < n.twNext {
-		n.twNext = t.tw[t.twHead].until
+	t.tw.push(twEntry{s, s.Expires()})
+	if n := t.h.net; t.tw.at(0).until < n.twNext {
+		n.twNext = t.tw.at(0).until
 	}
 }
 
@@ -598,29 +635,21 @@ func (t *table) retime(s *Socket, until time.Duration) {
 // every operation (memnet) costs nothing per step, however many
 // connections wait.
 func (t *table) expireTimeWait(now time.Duration) {
-	for t.twHead < len(t.tw) && t.tw[t.twHead].until <= now {
-		s := t.tw[t.twHead].s
-		t.tw[t.twHead] = twEntry{}
-		t.twHead++
+	for t.tw.n > 0 && t.tw.at(0).until <= now {
+		s := t.tw.at(0).s
+		t.tw.pop()
 		if s.state != Gone && s.Expires() <= now {
 			t.drop(s)
 		}
-	}
-	if t.twHead == len(t.tw) {
-		t.tw, t.twHead = t.tw[:0], 0
-	} else if t.twHead > 1024 && t.twHead*2 > len(t.tw) {
-		k := copy(t.tw, t.tw[t.twHead:])
-		clear(t.tw[k:])
-		t.tw, t.twHead = t.tw[:k], 0
 	}
 }
 
 // nextTimer is the earliest timer on the queue, noTimer when none.
 func (t *table) nextTimer() time.Duration {
-	if t.twHead == len(t.tw) {
+	if t.tw.n == 0 {
 		return noTimer
 	}
-	return t.tw[t.twHead].until
+	return t.tw.at(0).until
 }
 
 // hashFlow enters a TCP connection in the map its state belongs to.
