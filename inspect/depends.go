@@ -27,7 +27,7 @@ const maxFullGroups = 5
 
 // maxFullCombos is that bound in assignments (a group with an unknown
 // IPV6_V6ONLY has 8 values, not 4).
-const maxFullCombos = 1024 // 4^maxFullGroups
+const maxFullCombos = 1 << (2 * maxFullGroups) // 4^maxFullGroups = 1,024
 
 // unknownGroup is a set of sockets on the port in question whose options
 // were not read, varied together: TIME-WAIT connections sharing a local

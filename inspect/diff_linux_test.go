@@ -381,7 +381,6 @@ type socktabAnswer struct {
 	inos     []uint64 // who: the receiver and its group
 	unknowns []string
 	verdict  engine.Verdict // who: what the client hears (Drop: nothing)
-	twGone   bool
 }
 
 func (n *diffNet) socktab(t *testing.T, q question, mode string) socktabAnswer {

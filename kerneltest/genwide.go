@@ -40,20 +40,18 @@ func GenerateWide(seed uint64, hosts int) string {
 
 // whost is a host of a wide scenario and its addresses.
 type whost struct {
-	name     string
-	v4, v6   string // eth0's addresses
-	ll4      string // an IPv4 link-local address on eth0
-	hasEth   bool
-	lastHost bool
+	name   string
+	v4, v6 string // eth0's addresses
+	ll4    string // an IPv4 link-local address on eth0
+	hasEth bool
 }
 
 type wsock struct {
 	gsock
-	host      int
-	dev       string // SO_BINDTODEVICE
-	port      string // the fixed port bound, "" if none
-	connected string // the destination of a successful-looking connect
-	group     bool   // bound for broadcast/multicast: no connect destination
+	host  int
+	dev   string // SO_BINDTODEVICE
+	port  string // the fixed port bound, "" if none
+	group bool   // bound for broadcast/multicast: no connect destination
 }
 
 type wgen struct {

@@ -72,15 +72,6 @@ func (l *link) delay() time.Duration {
 	return l.latency
 }
 
-func (l *link) lossRate() float64 {
-	if l == nil {
-		return 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.loss
-}
-
 // SetLatency delays everything between hosts a and b by d each way: a
 // TCP connect takes a round trip, written bytes become readable d later,
 // a datagram arrives d later.

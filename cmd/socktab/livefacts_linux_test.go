@@ -507,6 +507,9 @@ func TestPortsAgreeWithTheKernel(t *testing.T) {
 		}
 	}
 	out, code := runCLI(t, "ports", "--netns", f.name, "-o", "json")
+	if code != 0 {
+		t.Fatalf("ports -o json: exit %d\n%s", code, out)
+	}
 	var got []report.Ports
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
 		t.Fatalf("%v: %s", err, out)
