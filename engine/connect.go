@@ -524,7 +524,7 @@ func (t *table) connectPort(s *Socket, src netip.Addr, dst netip.AddrPort) (uint
 	seed := t.h.net.seed ^ uint64(t.h.net.now/(10*time.Second))
 	off64 := hashAddr(hashAddr(seed^uint64(dst.Port()), src), dst.Addr())
 	idx := uint16(off64)
-	pert, ok := t.perturb[idx]
+	pert, ok := t.perturb.get(idx)
 	if !ok {
 		pert = uint32(mix64(t.h.net.seed ^ uint64(idx) ^ 0x5bd1e995))
 	}
@@ -575,9 +575,9 @@ func (t *table) connectPort(s *Socket, src netip.Addr, dst netip.AddrPort) (uint
 				inc = walked
 			}
 			if t.perturb == nil {
-				t.perturb = map[uint16]uint32{}
+				t.perturb = new(perturbTable)
 			}
-			t.perturb[idx] = pert + uint32(inc+step)
+			t.perturb.put(idx, pert+uint32(inc+step))
 			return p, tw, true
 		}
 		if per || remaining <= 1 {

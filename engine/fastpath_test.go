@@ -94,3 +94,37 @@ func TestRouteOnePass(t *testing.T) {
 		}
 	}
 }
+
+// The sparse perturbation table answers as the map it replaced.
+func TestPerturbTable(t *testing.T) {
+	var pt *perturbTable
+	if _, ok := pt.get(7); ok {
+		t.Fatal("a nil table has a slot")
+	}
+	pt = new(perturbTable)
+	m := map[uint16]uint32{}
+	seed := uint64(3)
+	for n := range 20000 {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		i := uint16(seed >> 48)
+		if n%3 == 0 {
+			i &= 0x0f0f // revisit some slots
+		}
+		if n%2 == 0 {
+			pt.put(i, uint32(seed))
+			m[i] = uint32(seed)
+		}
+		v, ok := pt.get(i)
+		w, wok := m[i]
+		if v != w || ok != wok {
+			t.Fatalf("slot %d: %d %v, want %d %v", i, v, ok, w, wok)
+		}
+	}
+	for i := range 1 << 16 {
+		v, ok := pt.get(uint16(i))
+		w, wok := m[uint16(i)]
+		if v != w || ok != wok {
+			t.Fatalf("slot %d: %d %v, want %d %v", i, v, ok, w, wok)
+		}
+	}
+}

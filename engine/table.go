@@ -289,7 +289,7 @@ type table struct {
 	lst      lstIndex              // TCP listeners / UDP unconnected bound sockets, by port and address
 
 	dests       map[destKey]*destPorts // ports connect() used per destination
-	perturb     map[uint16]uint32      // RFC 6056 alg. 4 table_perturb, sparse
+	perturb     *perturbTable          // RFC 6056 alg. 4 table_perturb, sparse; nil until the first connect
 	rng         uint64
 	tw          twQueue // timers of TIME_WAIT and orphaned FIN_WAIT2 sockets, earliest first
 	freeBuckets []*portBucket
