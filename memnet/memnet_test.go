@@ -155,6 +155,39 @@ func TestRestartOverTimeWait(t *testing.T) {
 	})
 }
 
+// TestTimeWaitRunsOutUnderChurn: a client that opens and closes a
+// connection every second of virtual time for 300 s holds TIME_WAIT only
+// for the connections of the last 60 s: each one's timer runs out on time
+// while new ones start.
+func TestTimeWaitRunsOutUnderChurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, web, client := twoHosts()
+		l := mustListen(t, web, "tcp", ":8080")
+		defer l.Close()
+		for i := range 300 {
+			c, err := client.Dial("tcp", "web:8080")
+			if err != nil {
+				t.Fatalf("dial %d: %v", i, err)
+			}
+			s, _ := l.Accept()
+			c.Close() // the client closes first: TIME_WAIT on client
+			s.Close()
+			time.Sleep(time.Second)
+		}
+		// Closed at 0 s ... 299 s, each for 60 s: at 300 s those closed
+		// after 240 s are left.
+		waiting := 0
+		for _, s := range client.Sockets() {
+			if s.State == "TIME-WAIT" {
+				waiting++
+			}
+		}
+		if waiting != 59 {
+			t.Fatalf("%d TIME-WAIT sockets at 300 s, want 59\n%s", waiting, client)
+		}
+	})
+}
+
 func TestReadDeadlineInSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, web, client := twoHosts()
