@@ -86,7 +86,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		// zone (tcp_v6_connect, __ip6_datagram_connect).
 		return fail(EINVAL, ruleConnectNeedsScope)
 	}
-	src, out, ok := h.route(v4)
+	src, out, ok, dstLocal := h.routeLocal(v4) // dstLocal: h.isLocal(v4), found on the way
 	if !ok && v4.Is6() && v4.IsMulticast() {
 		// Every interface but lo routes ff00::/8 (addrconf_add_mroute): a
 		// UDP socket connects to an IPv6 group through the first one
@@ -99,7 +99,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		}
 	}
 	bound := h.ifaceByIndex(int(s.device())) // SO_BINDTODEVICE's interface, or nil: found once for the checks below
-	if dev := s.device(); dev != 0 && v4.Is6() && !toSelf && !h.isLocal(v4) && !v4.IsLinkLocalUnicast() &&
+	if dev := s.device(); dev != 0 && v4.Is6() && !toSelf && !dstLocal && !v4.IsLinkLocalUnicast() &&
 		(!ok || out == nil || int32(out.Index) != dev) {
 		// IPv6 has no on-link fallback: a device-bound socket's route
 		// lookup is confined to its device (ip6_route_output with a strict
@@ -127,7 +127,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 			src, out = a, bound
 		}
 	}
-	if bound != nil && !toSelf && v4.Is6() && h.isLocal(v4) && !carries(bound, v4) {
+	if bound != nil && !toSelf && v4.Is6() && dstLocal && !carries(bound, v4) {
 		// No IPv6 route between devices for a bound socket; the route is
 		// looked up before ip6_dst_lookup_tail refuses a v4-mapped source
 		// (replay finding).
@@ -141,7 +141,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		if bound != nil && !bound.Loopback && src.Is4() && src.IsLoopback() && v4.IsLoopback() {
 			return fail(EINVAL, ruleLoopbackOffLo) // ip_route_output: a loopback source leaves only through lo
 		}
-		if v4.Is4() && !h.isLocal(src) && h.isLocal(v4) {
+		if v4.Is4() && !h.isLocal(src) && dstLocal {
 			return fail(ENETUNREACH, ruleForeignToLocal) // no route from a foreign source to a local address
 		}
 		if bound != nil && src.Is4() {
@@ -150,7 +150,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 			// be on the bound device's link, so that is the way out.
 			out = bound
 		}
-		if src.Is4() && src.IsLoopback() && out != nil && !out.Loopback && !h.isLocal(v4) {
+		if src.Is4() && src.IsLoopback() && out != nil && !out.Loopback && !dstLocal {
 			// __mkroute_output: a loopback source may leave only through
 			// a loopback device; the route to another host does not
 			// (a socket bound to lo sends there, and its SYN goes nowhere).
@@ -167,7 +167,7 @@ func (h *Host) Connect(s *Socket, dst netip.AddrPort) Result {
 		f := h.tcp.flowFor(MakeFlowKey(netip.AddrPortFrom(src, s.local.Port()), rdst), s.device())
 		takeOver = f != nil && f.kind() == kTimeWait
 	}
-	r := h.connectTCP(s, src, rdst, toSelf)
+	r := h.connectTCP(s, src, rdst, toSelf, dstLocal)
 	if chose && h.prof.connectNote != "" && s.flags&fHasPort != 0 {
 		r.Rule += Rule("; " + h.prof.connectNote)
 	}
@@ -215,7 +215,9 @@ func sockForm(f Family, a netip.Addr) netip.Addr {
 	return a
 }
 
-func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf bool) Result {
+// connectTCP connects s from src to dst; dstLocal says dst is this host's
+// (isLocal).
+func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf, dstLocal bool) Result {
 	t := h.tcp
 	var recycled *Socket
 	if s.flags&fHasPort != 0 {
@@ -259,7 +261,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf 
 	s.remote = ep(netip.AddrPortFrom(sockForm(s.fam, dst.Addr()), dst.Port()))
 	// The host that has dst (ownerOf), this one first.
 	target := h
-	if !h.isLocal(dst.Addr()) {
+	if !dstLocal {
 		target = h.net.ownerOfOther(dst.Addr(), h)
 	}
 	if target == nil {

@@ -88,6 +88,9 @@ func TestRouteOnePass(t *testing.T) {
 			if src != wsrc || out != wout || ok != wok {
 				t.Fatalf("round %d: route(%s) = %v %v %v, want %v %v %v", round, a, src, out, ok, wsrc, wout, wok)
 			}
+			if _, _, _, local := h.routeLocal(a); local != h.isLocal(a) {
+				t.Fatalf("round %d: routeLocal(%s) says local %v, isLocal %v", round, a, local, !local)
+			}
 			if h.hasRoute(a) != wok {
 				t.Fatalf("round %d: hasRoute(%s) = %v, want %v", round, a, !wok, wok)
 			}

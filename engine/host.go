@@ -142,6 +142,9 @@ func (h *Host) Iface(name string) *Iface {
 }
 
 func (h *Host) ifaceByIndex(idx int) *Iface {
+	if idx <= 0 {
+		return nil // no device (0), or a zone no interface has (-1): indexes start at 1
+	}
 	for _, i := range h.Ifaces {
 		if i.Index == idx {
 			return i
@@ -290,6 +293,13 @@ func be32(b [4]byte) uint32 {
 // with the destination itself (or the loopback prefix's address) as source;
 // others through the most specific connected or configured route.
 func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
+	src, out, ok, _ = h.routeLocal(dst)
+	return src, out, ok
+}
+
+// routeLocal is route, and whether dst is local (isLocal), which the same
+// pass finds out.
+func (h *Host) routeLocal(dst netip.Addr) (src netip.Addr, out *Iface, ok, local bool) {
 	dst = dst.Unmap()
 	is4 := dst.Is4()
 	best := -1
@@ -299,14 +309,16 @@ func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
 		for _, p := range i.Addrs {
 			pa := p.Addr()
 			if pa == dst {
-				return h.localRoute(i, dst)
+				src, out, ok = h.localRoute(i, dst)
+				return src, out, ok, true
 			}
 			// Contains compares only the prefix's leading bits: no Masked needed.
 			if pa.Is4() != is4 || !p.Contains(dst) {
 				continue
 			}
 			if i.Loopback && is4 {
-				return h.localRoute(i, dst) // lo's IPv4 prefix is local as a whole
+				src, out, ok = h.localRoute(i, dst) // lo's IPv4 prefix is local as a whole
+				return src, out, ok, true
 			}
 			if p.Bits() > best {
 				best, out, src = p.Bits(), i, pa
@@ -320,7 +332,7 @@ func (h *Host) route(dst netip.Addr) (src netip.Addr, out *Iface, ok bool) {
 			}
 		}
 	}
-	return src, out, best >= 0
+	return src, out, best >= 0, false
 }
 
 // localRoute is route's answer for a destination that interface i carries:
