@@ -243,15 +243,15 @@ func TestTimerQueueOrder(t *testing.T) {
 		q.push(twEntry{until: until})
 		want = append(want, until)
 		if i%7 == 0 { // drain what ran out
-			for q.n > 0 && q.at(0).until <= now {
+			for q.len() > 0 && q.front().until <= now {
 				q.pop()
 			}
 		}
 	}
 	slices.Sort(want)
 	got := []time.Duration{}
-	for q.n > 0 {
-		got = append(got, q.at(0).until)
+	for q.len() > 0 {
+		got = append(got, q.front().until)
 		q.pop()
 	}
 	if !slices.IsSorted(got) || len(got) == 0 || got[len(got)-1] != want[len(want)-1] {

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
+	"sort"
 	"time"
 )
 
@@ -561,13 +563,19 @@ type twEntry struct {
 	until time.Duration
 }
 
-// twQueue holds timers in expiry order, in blocks of fixed size: a queue
-// of a million timers grows and drains a block at a time, never copying
-// (and write-barriering) a million pointers as one growing slice would.
+// twQueue holds timers in expiry order. Timers are set to now + the host's
+// TIME_WAIT, so nearly every new one is the latest and goes at the end of
+// a FIFO kept in blocks of fixed size: a queue of a million timers grows
+// and drains a block at a time, never copying (and write-barriering) a
+// million pointers as one growing slice would. The rare timer earlier than
+// the last one (a socket whose timer was set before the user closed it)
+// goes to a small sorted list beside it instead of being shifted into
+// place across the FIFO.
 type twQueue struct {
 	blocks []*[twBlock]twEntry
-	head   int // the first entry's index in blocks[0]
-	n      int
+	head   int // the FIFO's first entry's index in blocks[0]
+	n      int // entries in the FIFO
+	early  []twEntry
 }
 
 const twBlock = 256
@@ -577,23 +585,46 @@ func (q *twQueue) at(i int) *twEntry {
 	return &q.blocks[i/twBlock][i%twBlock]
 }
 
-// push adds e in its place: at the end, unless its timer is earlier than
-// the last ones (rare, see addTimeWait).
+func (q *twQueue) len() int { return q.n + len(q.early) }
+
+// push adds e in its place.
 func (q *twQueue) push(e twEntry) {
+	if q.n > 0 && q.at(q.n-1).until > e.until {
+		i := sort.Search(len(q.early), func(i int) bool { return q.early[i].until > e.until })
+		q.early = slices.Insert(q.early, i, e)
+		return
+	}
 	if q.head+q.n == len(q.blocks)*twBlock {
 		q.blocks = append(q.blocks, new([twBlock]twEntry))
 	}
-	i := q.n
-	for ; i > 0 && q.at(i-1).until > e.until; i-- {
-		*q.at(i) = *q.at(i - 1)
-	}
-	*q.at(i) = e
+	*q.at(q.n) = e
 	q.n++
 }
 
-// pop removes the first entry; a drained block is let go, the last one kept
-// for the next timers.
+// fromEarly reports whether the first timer is in the sorted list.
+func (q *twQueue) fromEarly() bool {
+	return len(q.early) > 0 && (q.n == 0 || q.early[0].until < q.at(0).until)
+}
+
+// front is the earliest timer (len() > 0).
+func (q *twQueue) front() twEntry {
+	if q.fromEarly() {
+		return q.early[0]
+	}
+	return *q.at(0)
+}
+
+// pop removes the earliest timer; a drained block is let go, the last one
+// kept for the next timers.
 func (q *twQueue) pop() {
+	if q.fromEarly() {
+		q.early[0] = twEntry{}
+		q.early = q.early[1:]
+		if len(q.early) == 0 {
+			q.early = nil
+		}
+		return
+	}
 	*q.at(0) = twEntry{}
 	q.head++
 	q.n--
@@ -608,15 +639,12 @@ func (q *twQueue) pop() {
 // noTimer is the network's next expiry when no timer runs.
 const noTimer = time.Duration(1<<63 - 1)
 
-// addTimeWait puts s's timer (Expires) on its table's queue. The queue is
-// kept in expiry order: timers are set to now + the host's TIME_WAIT, so
-// each new one goes at the end, and the rare one that does not (a socket
-// whose timer was set before the user closed it) moves back to its place.
+// addTimeWait puts s's timer (Expires) on its table's queue (twQueue).
 func (t *table) addTimeWait(s *Socket) {
 	s.flags |= fTimed
 	t.tw.push(twEntry{s, s.Expires()})
-	if n := t.h.net; t.tw.at(0).until < n.twNext {
-		n.twNext = t.tw.at(0).until
+	if n := t.h.net; t.tw.front().until < n.twNext {
+		n.twNext = t.tw.front().until
 	}
 }
 
@@ -635,8 +663,8 @@ func (t *table) retime(s *Socket, until time.Duration) {
 // every operation (memnet) costs nothing per step, however many
 // connections wait.
 func (t *table) expireTimeWait(now time.Duration) {
-	for t.tw.n > 0 && t.tw.at(0).until <= now {
-		s := t.tw.at(0).s
+	for t.tw.len() > 0 && t.tw.front().until <= now {
+		s := t.tw.front().s
 		t.tw.pop()
 		if s.state != Gone && s.Expires() <= now {
 			t.drop(s)
@@ -646,10 +674,10 @@ func (t *table) expireTimeWait(now time.Duration) {
 
 // nextTimer is the earliest timer on the queue, noTimer when none.
 func (t *table) nextTimer() time.Duration {
-	if t.tw.n == 0 {
+	if t.tw.len() == 0 {
 		return noTimer
 	}
-	return t.tw.at(0).until
+	return t.tw.front().until
 }
 
 // hashFlow enters a TCP connection in the map its state belongs to.
