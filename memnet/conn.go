@@ -41,10 +41,10 @@ type Conn struct {
 	// class)
 	done   chan struct{} // closed by Close; made when a call first waits
 	inj    *injected     // SetReadError / SetWriteError; nil until one is set
-	soErr  uint16        // a syscall.Errno reported once by the next read or write (sk_err)
+	soErr  uint32        // a syscall.Errno reported once by the next read or write (sk_err; Windows' invented errnos exceed 16 bits)
+	linger int32         // SO_LINGER seconds, -1: off
 	netw   network       // "tcp", "tcp4", ... as the program asked
 	i      uint8         // which end: pr.p[i] is what this end writes
-	linger int32         // SO_LINGER seconds, -1: off
 	closed bool
 	rdShut bool // after a reset or CloseRead: reads give EOF once drained
 	wrShut bool // after a reset or CloseWrite: writes fail with EPIPE
@@ -291,9 +291,9 @@ func (c *Conn) resetLocked() {
 	if c.closed || (c.rdShut && c.wrShut) {
 		return
 	}
-	c.soErr = uint16(syscall.ECONNRESET)
+	c.soErr = uint32(syscall.ECONNRESET)
 	if c.pr.fin[1-c.i] && !c.pr.unix {
-		c.soErr = uint16(syscall.EPIPE)
+		c.soErr = uint32(syscall.EPIPE)
 	}
 	c.rdShut, c.wrShut = true, true
 	c.wake()
@@ -347,7 +347,7 @@ func (c *Conn) Close() error {
 		if abort {
 			p.resetLocked()
 			if pr.unix {
-				p.soErr = uint16(syscall.ECONNRESET)
+				p.soErr = uint32(syscall.ECONNRESET)
 			}
 		} else {
 			pr.fin[c.i] = true
