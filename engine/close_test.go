@@ -261,3 +261,30 @@ func TestTimerQueueOrder(t *testing.T) {
 		t.Fatalf("a drained queue keeps %d blocks", len(q.blocks))
 	}
 }
+
+// Owner answers from a memo that every added host or address drops: an
+// address added to an earlier host makes that host its owner (the first
+// added wins, as the scan it replaces decides).
+func TestOwnerFollowsAddedAddresses(t *testing.T) {
+	n := NewNetwork(Linux, 1)
+	a, b := n.AddHost("a"), n.AddHost("b")
+	addr := netip.MustParseAddr("192.0.2.2")
+	if n.Owner(addr) != nil {
+		t.Fatal("an address no host has has an owner")
+	}
+	b.AddIface("eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	if n.Owner(addr) != b {
+		t.Fatal("owner of b's address is not b")
+	}
+	a.AddIface("eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	if n.Owner(addr) != a {
+		t.Fatal("after a got the address too, the owner is not a (the first host)")
+	}
+	c := n.AddHost("c")
+	if _, err := c.AddIfaceAt("eth1", 7, false, netip.MustParsePrefix("198.51.100.3/24")); err != nil {
+		t.Fatal(err)
+	}
+	if n.Owner(netip.MustParseAddr("198.51.100.3")) != c {
+		t.Fatal("owner of c's address is not c")
+	}
+}

@@ -14,6 +14,11 @@ type Network struct {
 	now     time.Duration
 	hosts   []*Host
 	twNext  time.Duration // no TIME_WAIT timer of any host runs out before this (noTimer: none)
+	// owner memoizes ownerOf for addresses some host has: a connect
+	// between two of many hosts would otherwise scan every host's
+	// interfaces. Dropped when a host or an interface address is added
+	// (AddHost, AddIface, AddIfaceAt: the only ways addresses change).
+	owner map[netip.Addr]*Host
 }
 
 // NewNetwork returns an empty network whose hosts follow profile p. The seed
@@ -51,6 +56,7 @@ func (n *Network) AddHost(name string) *Host {
 	h.Ifaces = []*Iface{{Name: "lo", Index: 1, Loopback: true, Addrs: []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}}}
 	n.hosts = append(n.hosts, h)
+	n.owner = nil
 	return h
 }
 
@@ -68,10 +74,20 @@ func (n *Network) Advance(d time.Duration) {
 	}
 }
 
-// ownerOf returns the simulated host that has a as a local address.
+// ownerOf returns the simulated host that has a as a local address (the
+// first one added, if several have it).
 func (n *Network) ownerOf(a netip.Addr) *Host {
+	if h, ok := n.owner[a]; ok {
+		return h
+	}
 	for _, h := range n.hosts {
 		if h.isLocal(a) {
+			// Only answers that found a host are kept: the addresses
+			// of no host that programs try are unbounded.
+			if n.owner == nil {
+				n.owner = map[netip.Addr]*Host{}
+			}
+			n.owner[a] = h
 			return h
 		}
 	}
@@ -80,6 +96,9 @@ func (n *Network) ownerOf(a netip.Addr) *Host {
 
 // ownerOfOther is ownerOf for an address that host h does not have.
 func (n *Network) ownerOfOther(a netip.Addr, h *Host) *Host {
+	if o := n.ownerOf(a); o != h {
+		return o
+	}
 	for _, o := range n.hosts {
 		if o != h && o.isLocal(a) {
 			return o
@@ -155,6 +174,7 @@ func (h *Host) ifaceByIndex(idx int) *Iface {
 
 // AddIface adds addresses to the interface called name, creating it.
 func (h *Host) AddIface(name string, addrs ...netip.Prefix) *Iface {
+	h.net.owner = nil
 	i := h.Iface(name)
 	if i == nil {
 		i = &Iface{Name: name, Index: len(h.Ifaces) + 1}
@@ -182,6 +202,7 @@ func (h *Host) AddIfaceAt(name string, index int, loopback bool, addrs ...netip.
 	if o := h.ifaceByIndex(index); o != nil && o.Name != name {
 		return nil, fmt.Errorf("interface %q: index %d is %q's", name, index, o.Name)
 	}
+	h.net.owner = nil
 	i := h.Iface(name)
 	if i == nil {
 		i = &Iface{Name: name}

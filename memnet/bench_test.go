@@ -1,6 +1,7 @@
 package memnet_test
 
 import (
+	"fmt"
 	"net"
 	"testing"
 
@@ -54,5 +55,49 @@ func BenchmarkDialAcceptClose(b *testing.B) {
 		}
 		c.Close()
 		s.Close()
+	}
+}
+
+// BenchmarkDialAcceptCloseManyHosts is BenchmarkDialAcceptClose between
+// two hosts of a network of 2, 200 and 2,000: finding the host that has
+// the destination must not cost a scan of every host.
+func BenchmarkDialAcceptCloseManyHosts(b *testing.B) {
+	for _, hosts := range []int{2, 200, 2000} {
+		b.Run(fmt.Sprint(hosts), func(b *testing.B) {
+			n := memnet.New(memnet.Options{Seed: 1})
+			for i := range hosts - 2 {
+				n.Host(fmt.Sprintf("h%d", i), fmt.Sprintf("198.51.%d.%d/16", 100+i/250, 1+i%250))
+			}
+			srv := n.Host("server", "192.0.2.1/24")
+			cli := n.Host("client", "192.0.2.2/24")
+			ln, err := srv.Listen("tcp4", "192.0.2.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i%10000 == 9999 { // a fresh port: each client port waits in TIME_WAIT toward this one
+					b.StopTimer()
+					ln.Close()
+					if ln, err = srv.Listen("tcp4", "192.0.2.1:0"); err != nil {
+						b.Fatal(err)
+					}
+					addr = ln.Addr().String()
+					b.StartTimer()
+				}
+				c, err := cli.Dial("tcp4", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				s.Close()
+			}
+		})
 	}
 }

@@ -31,6 +31,7 @@ type Network struct {
 	err   error // a configuration error every operation reports
 	start time.Time
 	hosts []*Host
+	byEng map[*engine.Host]*Host // hosts by their engine host (hostOf)
 
 	listeners map[*engine.Socket]*Listener
 	packets   map[*engine.Socket]*PacketConn
@@ -129,6 +130,10 @@ func (n *Network) Host(name string, addrs ...string) *Host {
 	if h == nil {
 		h = &Host{n: n, name: name, eng: n.eng.AddHost(name), uid: 1000, err: n.err}
 		n.hosts = append(n.hosts, h)
+		if n.byEng == nil {
+			n.byEng = map[*engine.Host]*Host{}
+		}
+		n.byEng[h.eng] = h
 	}
 	n.topo++
 	var ps []netip.Prefix

@@ -490,16 +490,7 @@ func removeConn(q []*Conn, c *Conn) []*Conn {
 
 // hostOf returns the host that has a (n.mu held), or nil.
 func (n *Network) hostOf(a netip.Addr) *Host {
-	e := n.eng.Owner(a)
-	if e == nil {
-		return nil
-	}
-	for _, h := range n.hosts {
-		if h.eng == e {
-			return h
-		}
-	}
-	return nil
+	return n.byEng[n.eng.Owner(a)]
 }
 
 // waitLink waits until the link is up (a partition heals), the context
