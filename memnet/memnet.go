@@ -32,6 +32,7 @@ type Network struct {
 	start time.Time
 	hosts []*Host
 	byEng map[*engine.Host]*Host // hosts by their engine host (hostOf)
+	named map[string][]*Host     // hosts by lower-case name, in the order made (Host, resolve)
 
 	listeners map[*engine.Socket]*Listener
 	packets   map[*engine.Socket]*PacketConn
@@ -122,7 +123,7 @@ func (n *Network) Host(name string, addrs ...string) *Host {
 	n.lock()
 	defer n.unlock()
 	var h *Host
-	for _, x := range n.hosts {
+	for _, x := range n.named[strings.ToLower(name)] {
 		if x.name == name {
 			h = x
 		}
@@ -131,9 +132,11 @@ func (n *Network) Host(name string, addrs ...string) *Host {
 		h = &Host{n: n, name: name, eng: n.eng.AddHost(name), uid: 1000, err: n.err}
 		n.hosts = append(n.hosts, h)
 		if n.byEng == nil {
-			n.byEng = map[*engine.Host]*Host{}
+			n.byEng, n.named = map[*engine.Host]*Host{}, map[string][]*Host{}
 		}
 		n.byEng[h.eng] = h
+		k := strings.ToLower(name)
+		n.named[k] = append(n.named[k], h)
 	}
 	n.topo++
 	var ps []netip.Prefix
@@ -248,8 +251,13 @@ func (n *Network) resolve(host string) ([]netip.Addr, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, h := range n.hosts {
-		if !strings.EqualFold(h.name, strings.TrimSuffix(host, ".")) {
+	name := strings.TrimSuffix(host, ".")
+	hosts := n.named[strings.ToLower(name)]
+	if len(hosts) == 0 {
+		hosts = n.hosts // a name lower-casing does not fold (Unicode's special cases): every host
+	}
+	for _, h := range hosts {
+		if !strings.EqualFold(h.name, name) {
 			continue
 		}
 		var v4, v6 []netip.Addr

@@ -86,6 +86,13 @@ func TestDialAcrossHostsAndAddresses(t *testing.T) {
 	if _, err := client.Dial("tcp", "web:9"); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial a closed port: %v", err)
 	}
+	// Names are matched without regard to case, with or without the
+	// root's trailing dot, as DNS names are.
+	for _, name := range []string{"WEB:9", "Web.:9"} {
+		if _, err := client.Dial("tcp", name); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial %s (a closed port of web): %v", name, err)
+		}
+	}
 	_, err := client.Dial("tcp", "nosuchhost:80")
 	var dns *net.DNSError
 	if !errors.As(err, &dns) || !dns.IsNotFound {
