@@ -128,7 +128,11 @@ type Route struct {
 // Host is one machine (one network namespace): interfaces, sysctls and the
 // socket tables.
 type Host struct {
-	Name   string
+	Name string
+	// Ifaces are read freely; interfaces and addresses are added with
+	// AddIface and AddIfaceAt, whose changes the network's memo of which
+	// host has which address follows (a direct change to an Iface would
+	// not drop it).
 	Ifaces []*Iface
 	Routes []Route
 	Sysctl Sysctls
