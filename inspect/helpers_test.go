@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/socktab/socktab/engine"
@@ -78,4 +79,22 @@ func whoAnswer(t *testing.T, tab *Table, proto engine.Proto, src, dst string) Wh
 		t.Fatal(err)
 	}
 	return a
+}
+
+// checkPools compares tab's port pools, each written by line, with want.
+func checkPools(t *testing.T, tab *Table, line func(u PortUse) string, want ...string) {
+	t.Helper()
+	var got []string
+	for _, u := range tab.Ports() {
+		got = append(got, line(u))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// eth0Joined is eth0 on 192.168.1.2/24, which joined 239.1.2.3.
+func eth0Joined() []live.Interface {
+	return []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{pfx("192.168.1.2/24")},
+		Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}}
 }

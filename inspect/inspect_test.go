@@ -182,28 +182,21 @@ func TestPortsPoolsAsTheKernelDraws(t *testing.T) {
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:40004")}, // SO_REUSEADDR twin: one port
 		},
 	}
-	tab := mustLoad(t, snap)
-	var got []string
-	for _, u := range tab.Ports() {
-		got = append(got, fmt.Sprintf("%s %s %s in=%d tw=%d blocked=%d of=%d", u.Proto, u.SrcText(), u.DstText(), u.InUse, u.TimeWait, u.Blocked, u.Capacity))
-	}
-	want := []string{
+	checkPools(t, mustLoad(t, snap), func(u PortUse) string {
+		return fmt.Sprintf("%s %s %s in=%d tw=%d blocked=%d of=%d", u.Proto, u.SrcText(), u.DstText(), u.InUse, u.TimeWait, u.Blocked, u.Capacity)
+	},
 		"udp * * in=3 tw=0 blocked=0 of=9",
 		"tcp 192.0.2.1 203.0.113.8:443 in=1 tw=0 blocked=2 of=7",
 		"tcp 192.0.2.1 203.0.113.9:443 in=1 tw=0 blocked=2 of=7",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	)
 }
 
 // A UDP socket bound to a multicast group or a broadcast address receives
 // what is sent there: audit must not call it "receives nothing".
 func TestAuditGroupcastBoundSockets(t *testing.T) {
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{pfx("192.168.1.2/24")},
-			Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}},
-		Sysctls: linuxSysctls(),
+		Interfaces: eth0Joined(),
+		Sysctls:    linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("239.1.2.3:5000")},
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("192.168.1.255:5001")},
@@ -222,9 +215,8 @@ func TestAuditGroupcastBoundSockets(t *testing.T) {
 func TestWhoMulticastDependsOnUnreadableMemberships(t *testing.T) {
 	off, on := false, true
 	snap := &live.Snapshot{
-		Interfaces: []live.Interface{{Name: "eth0", Index: 3, Addrs: []netip.Prefix{pfx("192.168.1.2/24")},
-			Groups: []netip.Addr{netip.MustParseAddr("239.1.2.3")}}},
-		Sysctls: linuxSysctls(),
+		Interfaces: eth0Joined(),
+		Sysctls:    linuxSysctls(),
 		Sockets: []live.Socket{
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:5000"), MulticastAll: &on, Inode: 1},
 			{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap("0.0.0.0:5000"), MulticastAll: &off, Inode: 2},
@@ -258,18 +250,12 @@ func TestPortsConnectBindRead(t *testing.T) {
 			{Proto: "tcp", Family: "inet", State: "ESTAB", Local: ap("192.0.2.1:40001"), Remote: ap("203.0.113.8:443"), ConnectBind: &no},
 		},
 	}
-	tab := mustLoad(t, snap)
-	var got []string
-	for _, u := range tab.Ports() {
-		got = append(got, fmt.Sprintf("%s %s in=%d blocked=%d of=%d", u.Proto, u.DstText(), u.InUse, u.Blocked, u.Capacity))
-	}
-	want := []string{
+	checkPools(t, mustLoad(t, snap), func(u PortUse) string {
+		return fmt.Sprintf("%s %s in=%d blocked=%d of=%d", u.Proto, u.DstText(), u.InUse, u.Blocked, u.Capacity)
+	},
 		"tcp 203.0.113.9:443 in=1 blocked=1 of=9",
 		"tcp 203.0.113.8:443 in=1 blocked=0 of=10",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("pools:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	)
 }
 
 // Audit looks from outside: a socket bound to lo takes nothing that comes
