@@ -71,9 +71,7 @@ func (h *Host) Close(s *Socket) Result {
 		t.addTimeWait(s)
 	case CloseWait:
 		if p := s.peerSock(); p != nil && p.state == FinWait2 {
-			ph := p.host()
-			ph.setState(p, TimeWait)
-			ph.tcp.retime(p, h.net.now+ph.prof.TimeWait)
+			lastFIN(p)
 			// Both ends are done with each other: the TIME_WAIT end must
 			// not keep this one (and its listener) in memory for 60 s.
 			p.ext.peer, s.ext.peer = nil, nil
@@ -130,6 +128,14 @@ func (h *Host) resetPeer(c *Socket) {
 		return
 	}
 	ph.dropToClose(p)
+}
+
+// lastFIN is the second FIN reaching p, the simulated end in FIN_WAIT2:
+// it goes TIME_WAIT, its timer restarting from now (tcp_time_wait).
+func lastFIN(p *Socket) {
+	ph := p.host()
+	ph.setState(p, TimeWait)
+	ph.tcp.retime(p, ph.net.now+ph.prof.TimeWait)
 }
 
 // dropToClose is tcp_done for a connection that stays its user's: out of
@@ -201,19 +207,9 @@ func (h *Host) Shutdown(s *Socket) Result {
 		}
 	case CloseWait:
 		if p != nil && p.state == FinWait2 {
-			ph := p.host()
-			ph.setState(p, TimeWait)
-			ph.tcp.retime(p, h.net.now+ph.prof.TimeWait)
+			lastFIN(p)
 		}
-		h.tcp.unhashFlow(s)
-		if s.flags&fConnectBind != 0 {
-			h.tcp.removeDest(s)
-		}
-		h.connectFailed(s) // LAST_ACK, then CLOSE: the port a connect() chose goes back
-		s.flags |= fWasConnected
-		if s.ext != nil {
-			s.ext.peer = nil
-		}
+		h.dropToClose(s) // LAST_ACK, then CLOSE: the port a connect() chose goes back
 	case FinWait2, TimeWait:
 	default:
 		return fail(ENOTCONN, ruleNotConnected)
