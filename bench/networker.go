@@ -22,7 +22,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -115,18 +114,31 @@ func startColumn(name, profile string) *column {
 func (c *column) read() string {
 	line, err := c.out.ReadString('\n')
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: the %s column's process stopped: %v\n", c.name, err)
-		os.Exit(1)
+		c.fail("stopped: %v", err)
 	}
 	return strings.TrimSuffix(line, "\n")
 }
 
 func (c *column) call(format string, a ...any) string {
 	if _, err := fmt.Fprintf(c.in, format+"\n", a...); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: the %s column's process: %v\n", c.name, err)
-		os.Exit(1)
+		c.fail("%v", err)
 	}
 	return c.read()
+}
+
+// number is the number after prefix in the worker's answer line; any
+// other answer ends the run (a figure read from it would be made up).
+func (c *column) number(line, prefix string) float64 {
+	v, err := strconv.ParseFloat(strings.TrimPrefix(line, prefix), 64)
+	if err != nil || !strings.HasPrefix(line, prefix) {
+		c.fail("answered %q, want %q and a number", line, prefix)
+	}
+	return v
+}
+
+func (c *column) fail(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "bench: the %s column's process: %s\n", c.name, fmt.Sprintf(format, a...))
+	os.Exit(1)
 }
 
 // prep sets up row's workload in the worker; the prepared cell's batches
@@ -139,8 +151,7 @@ func (c *column) prep(row int, tiny bool) prepared {
 	line := c.call("prep %d %d", row, t)
 	if line == "ready" {
 		return prepared{batch: func(n int) time.Duration {
-			ns, _ := strconv.ParseInt(strings.TrimPrefix(c.call("batch %d", n), "done "), 10, 64)
-			return time.Duration(ns)
+			return time.Duration(c.number(c.call("batch %d", n), "done "))
 		}}
 	}
 	return fixed(parseFixed(line))
@@ -148,11 +159,7 @@ func (c *column) prep(row int, tiny bool) prepared {
 
 // done closes the worker's current cell and returns its CPU time per op.
 func (c *column) done() float64 {
-	v, err := strconv.ParseFloat(strings.TrimPrefix(c.call("done"), "cpu "), 64)
-	if err != nil {
-		return math.NaN()
-	}
-	return v
+	return c.number(c.call("done"), "cpu ") // "NaN" when nothing ran
 }
 
 // stop ends the worker: closing its input ends its loop.
