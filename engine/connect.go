@@ -304,7 +304,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 		}
 	}
 	if target != h {
-		if back := target.hasRoute(src); !back {
+		if _, _, back := target.route(src); !back {
 			// Whatever answers (SYN-ACK, RST, ACK) has no route back to
 			// the source (inet_csk_route_req, ip_send_unicast_reply fail):
 			// the connect stays in progress and nothing changes there.

@@ -374,30 +374,6 @@ func (h *Host) localRoute(i *Iface, dst netip.Addr) (netip.Addr, *Iface, bool) {
 	return dst, h.Ifaces[0], true
 }
 
-// hasRoute is route's ok alone: whether a packet to dst has a way out. It
-// stops at the first way, where route compares them all.
-func (h *Host) hasRoute(dst netip.Addr) bool {
-	dst = dst.Unmap()
-	is4 := dst.Is4()
-	// The routes first: a default route, when there is one, answers at once.
-	for _, r := range h.Routes {
-		if r.Dst.Addr().Is4() == is4 && r.Dst.Contains(dst) {
-			if _, ok := firstAddr(r.Iface, is4); ok {
-				return true
-			}
-		}
-	}
-	for _, i := range h.Ifaces {
-		for _, p := range i.Addrs {
-			// ifaceFor's test (dst is local) or a prefix holding dst.
-			if p.Addr() == dst || (p.Addr().Is4() == is4 && p.Contains(dst)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func firstAddr(i *Iface, v4 bool) (netip.Addr, bool) {
 	for _, p := range i.Addrs {
 		if p.Addr().Is4() == v4 && !p.Addr().IsLinkLocalUnicast() {
