@@ -283,14 +283,14 @@ func scan(from, to int, parity int, blocked func(w int) uint64, ok func(p uint16
 }
 
 // perturbTable is RFC 6056 algorithm 4's table_perturb, 2^16 slots as
-// Linux's (INET_TABLE_PERTURB_SIZE), kept sparse: 256 pages of 256 slots,
-// a page made when one of its slots is first written. A connect reads and
-// writes one slot; a map of the same slots cost two hashed probes.
-type perturbTable [256]*perturbPage
+// Linux's (INET_TABLE_PERTURB_SIZE), kept sparse in pages: a connect reads
+// and writes one slot, where a map of the same slots cost two hashed
+// probes.
+type perturbTable struct{ pages[perturbSlot] }
 
-type perturbPage struct {
-	v   [256]uint32
-	set [4]uint64 // the slots written
+type perturbSlot struct {
+	v       uint32
+	written bool
 }
 
 // get is slot i and whether it was ever written; a nil table has none.
@@ -298,19 +298,8 @@ func (pt *perturbTable) get(i uint16) (uint32, bool) {
 	if pt == nil {
 		return 0, false
 	}
-	p := pt[i>>8]
-	if p == nil || p.set[(i&255)>>6]&(1<<(i&63)) == 0 {
-		return 0, false
-	}
-	return p.v[i&255], true
+	s := pt.pages.get(i)
+	return s.v, s.written
 }
 
-func (pt *perturbTable) put(i uint16, v uint32) {
-	p := pt[i>>8]
-	if p == nil {
-		p = new(perturbPage)
-		pt[i>>8] = p
-	}
-	p.v[i&255] = v
-	p.set[(i&255)>>6] |= 1 << (i & 63)
-}
+func (pt *perturbTable) put(i uint16, v uint32) { pt.set(i, perturbSlot{v, true}) }

@@ -136,28 +136,34 @@ func (b *portBucket) dropAddr(k addrKey) {
 	delete(b.byAddr, k)
 }
 
-// portIndex finds a port's bucket through two levels of arrays: no
-// hashing on every bind, connect and close, and 2 KiB per 256 ports in use.
-type portIndex [256]*[256]*portBucket
+// pages is an array indexed by a 16-bit key (a port, a hash slot) in two
+// levels, 256 pages of 256 slots, a page made when one of its slots is
+// first set: no hashing on every bind, connect, close and lookup, and one
+// page per 256 keys in use.
+type pages[T comparable] [256]*[256]T
 
-func (x *portIndex) get(p uint16) *portBucket {
-	if l := x[p>>8]; l != nil {
-		return l[p&255]
+func (x *pages[T]) get(k uint16) (v T) {
+	if l := x[k>>8]; l != nil {
+		v = l[k&255]
 	}
-	return nil
+	return v
 }
 
-func (x *portIndex) set(p uint16, b *portBucket) {
-	l := x[p>>8]
+func (x *pages[T]) set(k uint16, v T) {
+	l := x[k>>8]
 	if l == nil {
-		if b == nil {
+		var zero T
+		if v == zero {
 			return
 		}
-		l = new([256]*portBucket)
-		x[p>>8] = l
+		l = new([256]T)
+		x[k>>8] = l
 	}
-	l[p&255] = b
+	l[k&255] = v
 }
+
+// portIndex finds a port's bucket.
+type portIndex = pages[*portBucket]
 
 // FlowKey identifies a connection from its own side: local and remote
 // endpoint. Addresses are kept in their 16-byte form, where IPv4 and
@@ -212,15 +218,8 @@ type exactBucket struct {
 	socks []*Socket
 }
 
-// lstIndex finds a port's buckets through two levels of arrays.
-type lstIndex [256]*[256]*portLst
-
-func (x *lstIndex) get(p uint16) *portLst {
-	if l := x[p>>8]; l != nil {
-		return l[p&255]
-	}
-	return nil
-}
+// lstIndex finds a port's lookup buckets.
+type lstIndex struct{ pages[*portLst] }
 
 // bucket returns the lookup bucket for k (nil when absent and !create).
 func (x *lstIndex) bucket(k lkey, create bool) *[]*Socket {
@@ -229,13 +228,8 @@ func (x *lstIndex) bucket(k lkey, create bool) *[]*Socket {
 		if !create {
 			return nil
 		}
-		l := x[k.port>>8]
-		if l == nil {
-			l = new([256]*portLst)
-			x[k.port>>8] = l
-		}
 		pl = &portLst{}
-		l[k.port&255] = pl
+		x.set(k.port, pl)
 	}
 	if k.a == (addrKey{}) {
 		return &pl.wild
@@ -266,7 +260,7 @@ func (x *lstIndex) prune(p uint16) {
 	}
 	pl.exact = keep
 	if len(pl.wild) == 0 && len(pl.exact) == 0 {
-		x[p>>8][p&255] = nil
+		x.set(p, nil)
 	}
 }
 
