@@ -424,8 +424,9 @@ func (t *table) reown(s *Socket, change func()) {
 
 // restate moves s to state st when nothing else about it changes. Only its
 // holder class's kind can move, so it changes class within its own bucket:
-// what reown does in effect, without emptying and refilling the bucket
-// (the connect and close of every connection pass here).
+// what reown does when the kind changes, without emptying and refilling
+// the bucket, and nothing when it does not (ESTABLISHED to CLOSE_WAIT)
+// (the connect and close of every connection pass here; TestRestateIsReown).
 func (t *table) restate(s *Socket, st State) {
 	if s.flags&fHasPort == 0 {
 		s.state = st
