@@ -288,3 +288,79 @@ func TestOwnerFollowsAddedAddresses(t *testing.T) {
 		t.Fatal("owner of c's address is not c")
 	}
 }
+
+// TIME_WAIT connections enter the 4-tuple index only when something reads
+// it (indexTWs): here a client host that connects to ever new ports of
+// another host, so its own index is never read while it connects. Packets
+// find the same connections as if each had been entered at once, those
+// that expired unread are not found, and a host whose TIME_WAITs all
+// expire unread keeps none of them.
+func TestTimeWaitIndexedOnFirstRead(t *testing.T) {
+	n := NewNetwork(Linux, 1)
+	srv, cli := n.AddHost("server"), n.AddHost("client")
+	srv.AddIface("eth0", netip.MustParsePrefix("192.0.2.1/24"))
+	cli.AddIface("eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	port := uint16(8000)
+	closed := func(count int) []*Socket {
+		var out []*Socket
+		for range count {
+			l, _ := srv.NewSocket(Inet, TCP, 0)
+			if r := srv.Bind(l, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)); r.Err != OK {
+				t.Fatal(r)
+			}
+			port++ // a new destination each time
+			srv.Listen(l)
+			c, _ := cli.NewSocket(Inet, TCP, 0)
+			if r := cli.Connect(c, l.Local()); r.Err != OK {
+				t.Fatal(r)
+			}
+			child, r := srv.Accept(l)
+			if r.Err != OK {
+				t.Fatal(r)
+			}
+			cli.Close(c) // the client closes first: TIME_WAIT
+			srv.Close(child)
+			srv.Close(l)
+			if c.State() != TimeWait {
+				t.Fatalf("client %v after closing first", c.State())
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	ack := func(c *Socket) Delivery {
+		return cli.Lookup(Packet{Proto: TCP, Src: c.Remote(), Dst: c.Local(), Flags: FlagACK})
+	}
+	tb := cli.tcp
+	old := closed(60)
+	n.Advance(30 * time.Second)
+	young := closed(40)
+	if len(tb.tws) != 0 || len(tb.twLate) != 100 {
+		t.Fatalf("before any read: %d indexed, %d waiting; want 0 and 100", len(tb.tws), len(tb.twLate))
+	}
+	n.Advance(31 * time.Second) // the first 60 expire unread
+	if len(tb.twLate) >= 100 || len(tb.tws) != 0 {
+		t.Fatalf("after 60 expired unread: %d waiting (stale ones kept), %d indexed", len(tb.twLate), len(tb.tws))
+	}
+	for _, c := range old {
+		if d := ack(c); d.Stage == StageTimeWait {
+			t.Fatalf("an expired TIME_WAIT %v → %v still answers", c.Local(), c.Remote())
+		}
+	}
+	for _, c := range young {
+		if d := ack(c); d.Stage != StageTimeWait || d.Socket != c {
+			t.Fatalf("TIME_WAIT %v → %v: stage %v, socket %p; want it (%p)", c.Local(), c.Remote(), d.Stage, d.Socket, c)
+		}
+	}
+	if len(tb.tws) != 40 || len(tb.twLate) != 0 {
+		t.Fatalf("after reads: %d indexed, %d waiting; want 40 and 0", len(tb.tws), len(tb.twLate))
+	}
+	more := closed(50)
+	n.Advance(61 * time.Second) // every TIME_WAIT expires, read or not
+	if len(tb.tws) != 0 || len(tb.twLate) != 0 || cli.NumSockets() != 0 {
+		t.Fatalf("after all expired: %d indexed, %d waiting, %d sockets", len(tb.tws), len(tb.twLate), cli.NumSockets())
+	}
+	if d := ack(more[0]); d.Stage == StageTimeWait {
+		t.Fatal("an expired TIME_WAIT still answers")
+	}
+}

@@ -299,7 +299,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 		// A listener takes a SYN that met a TIME_WAIT 4-tuple, and the
 		// TIME_WAIT socket goes (tcp_v4_rcv, TCP_TW_SYN:
 		// inet_twsk_deschedule_put), freeing its hold on the port.
-		if tw := target.tcp.tws[MakeFlowKey(dst, netip.AddrPortFrom(src, s.local.Port()))]; tw != nil {
+		if tw := target.tcp.twAt(MakeFlowKey(dst, netip.AddrPortFrom(src, s.local.Port()))); tw != nil {
 			target.tcp.drop(tw)
 		}
 	}

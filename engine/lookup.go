@@ -228,8 +228,8 @@ func (h *Host) Lookup(p Packet) Delivery {
 	if p.Proto == UDP {
 		return h.udp.lookupUDP(src, dst, dev)
 	}
-	if len(t.tws) > 0 {
-		if s := t.tws[MakeFlowKey(dst, src)]; s != nil && (s.device() == 0 || s.device() == dev) {
+	if len(t.tws) > 0 || len(t.twLate) > 0 {
+		if s := t.twAt(MakeFlowKey(dst, src)); s != nil && (s.device() == 0 || s.device() == dev) {
 			if p.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
 				return Delivery{Verdict: Deliver, Stage: StageTimeWait, Socket: s}
 			}

@@ -28,7 +28,8 @@ const (
 	fMcAll4                          // IP_MULTICAST_ALL: on by default for AF_INET sockets only (inet_create)
 	fMcAll6                          // IPV6_MULTICAST_ALL: on by default (inet6_create)
 	fInFlows                         // TCP: entered in table.flows (hashFlow)
-	fInTWs                           // TCP: entered in table.tws (hashFlow)
+	fInTWs                           // TCP: entered in the TIME_WAIT index, table.tws or table.twLate (hashFlow)
+	fTWLate                          // TCP: in table.twLate, not yet in table.tws
 	fTimed                           // TCP: on its table's TIME_WAIT timer queue (addTimeWait)
 )
 

@@ -274,9 +274,17 @@ type table struct {
 	explicit bitmap // ports that have explicit (non-connect) holders
 	used     bitmap // ports that have any holder
 
-	flows    map[FlowKey]*Socket // TCP connections, TIME_WAIT apart
-	tws      map[FlowKey]*Socket // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections
-	devFlows int                 // connections bound to a device: lookups must check it
+	flows map[FlowKey]*Socket // TCP connections, TIME_WAIT apart
+	tws   map[FlowKey]*Socket // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections, but for twLate
+	// TIME_WAIT connections not yet entered in tws (indexTWs). Entering
+	// one is a map insert into a map as large as the host's TIME_WAIT
+	// population, a cache miss or two; a client that keeps connecting to
+	// new destinations never looks one up by its 4-tuple, so the inserts
+	// wait for the first reader. twStale counts entries whose socket left
+	// the index since (fTWLate cleared).
+	twLate   []*Socket
+	twStale  int
+	devFlows int // connections bound to a device: lookups must check it
 	// older connections that share a 4-tuple with the one in flows: a
 	// connection bound to a device does not make the 4-tuple unique for a
 	// socket bound elsewhere (inet_match checks the device). Nil unless used.
@@ -679,11 +687,11 @@ func (t *table) nextTimer() time.Duration {
 // The socket's flags say which map it was entered in, so leaving costs one
 // map, not a probe of both.
 func (t *table) hashFlow(s *Socket) {
-	k := flowKeyOf(s)
 	if s.kind() == kTimeWait {
-		t.tws[k] = s
-		s.flags |= fInTWs
+		t.twLate = append(t.twLate, s)
+		s.flags |= fInTWs | fTWLate
 	} else {
+		k := flowKeyOf(s)
 		if old := t.flows[k]; old != nil && old != s {
 			// The newest first, as inet_ehash_insert adds at the chain's head.
 			if t.dupFlows == nil {
@@ -697,6 +705,41 @@ func (t *table) hashFlow(s *Socket) {
 	if s.device() != 0 {
 		t.devFlows++
 	}
+}
+
+// indexTWs enters the waiting TIME_WAIT connections (twLate) in tws, in
+// the order they were hashed, so a later one with the same 4-tuple wins
+// as it did when hashFlow entered it at once. Every reader of tws calls it
+// first.
+func (t *table) indexTWs() {
+	if len(t.twLate) > 0 {
+		t.enterLateTWs()
+	}
+}
+
+func (t *table) enterLateTWs() {
+	for _, s := range t.twLate {
+		if s.flags&fTWLate != 0 {
+			t.tws[flowKeyOf(s)] = s
+			s.flags &^= fTWLate
+		}
+	}
+	clear(t.twLate)
+	t.twLate, t.twStale = t.twLate[:0], 0
+}
+
+// compactTWs drops twLate's stale entries, once they are half of it or
+// all: a host whose TIME_WAIT connections expire unread must not keep
+// them.
+func (t *table) compactTWs() {
+	live := t.twLate[:0]
+	for _, s := range t.twLate {
+		if s.flags&fTWLate != 0 {
+			live = append(live, s)
+		}
+	}
+	clear(t.twLate[len(live):])
+	t.twLate, t.twStale = live, 0
 }
 
 // hashedIn is the connection map hashFlow puts s in for its state now.
@@ -735,11 +778,18 @@ func (t *table) unhashFlow(s *Socket) {
 			found = true
 		}
 	}
-	if s.flags&fInTWs != 0 && t.tws[k] == s {
+	late := s.flags&fTWLate != 0
+	if late {
+		t.twStale++ // its entry in twLate is passed over
+		found = true
+	} else if s.flags&fInTWs != 0 && t.tws[k] == s {
 		delete(t.tws, k)
 		found = true
 	}
-	s.flags &^= fInFlows | fInTWs
+	s.flags &^= fInFlows | fInTWs | fTWLate
+	if late && (t.twStale == len(t.twLate) || t.twStale > 32 && 2*t.twStale > len(t.twLate)) {
+		t.compactTWs()
+	}
 	if found && s.device() != 0 {
 		t.devFlows--
 	}
@@ -766,7 +816,7 @@ func (t *table) flowFor(k FlowKey, dev int32) *Socket {
 			return f
 		}
 	}
-	if f := t.tws[k]; match(f) {
+	if f := t.twAt(k); match(f) {
 		return f
 	}
 	return nil
@@ -777,5 +827,11 @@ func (t *table) flowAt(k FlowKey) *Socket {
 	if s := t.flows[k]; s != nil {
 		return s
 	}
+	return t.twAt(k)
+}
+
+// twAt is the TIME_WAIT connection with key k, or nil.
+func (t *table) twAt(k FlowKey) *Socket {
+	t.indexTWs()
 	return t.tws[k]
 }
