@@ -117,14 +117,21 @@ func (h *Host) setState(s *Socket, st State) {
 }
 
 // resetPeer tells the other end of c that c was reset: it drops to CLOSE
-// and gives back a port connect() chose.
+// and gives back a port connect() chose; an orphan (its user closed it
+// first, it waits in FIN_WAIT2) is killed and frees its port at once
+// (tcp_timewait_state_process, substate TCP_FIN_WAIT2: an in-window RST
+// goes to kill; a full FIN_WAIT2 socket: tcp_reset → tcp_done).
 func (h *Host) resetPeer(c *Socket) {
 	p := c.peerSock()
-	if p == nil || p.Closed() {
+	if p == nil {
 		return
 	}
 	ph := p.host()
 	if ph == nil {
+		return
+	}
+	if p.Closed() {
+		ph.tcp.drop(p)
 		return
 	}
 	ph.dropToClose(p)
