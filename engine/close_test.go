@@ -290,7 +290,7 @@ func TestOwnerFollowsAddedAddresses(t *testing.T) {
 }
 
 // TIME_WAIT connections enter the 4-tuple index only when something reads
-// it (indexTWs): here a client host that connects to ever new ports of
+// it (twAt): here a client host that connects to ever new ports of
 // another host, so its own index is never read while it connects. Packets
 // find the same connections as if each had been entered at once, those
 // that expired unread are not found, and a host whose TIME_WAITs all
@@ -362,5 +362,44 @@ func TestTimeWaitIndexedOnFirstRead(t *testing.T) {
 	}
 	if d := ack(more[0]); d.Stage == StageTimeWait {
 		t.Fatal("an expired TIME_WAIT still answers")
+	}
+}
+
+// On one host, the SYN of each new connection asks its listener's port for
+// a TIME_WAIT connection (tcp_v4_rcv looks up the 4-tuple first). A port
+// that no TIME_WAIT connection holds answers without entering the waiting
+// ones, which hold the clients' ephemeral ports.
+func TestTimeWaitNotEnteredForAListenersPort(t *testing.T) {
+	h := NewNetwork(Linux, 1).AddHost("h")
+	ap := netip.MustParseAddrPort("127.0.0.1:8080")
+	l, _ := h.NewSocket(Inet, TCP, 0)
+	if r := h.Bind(l, ap); r.Err != OK {
+		t.Fatal(r)
+	}
+	h.Listen(l)
+	var clients []*Socket
+	for range 50 {
+		c, _ := h.NewSocket(Inet, TCP, 0)
+		if r := h.Connect(c, ap); r.Err != OK {
+			t.Fatal(r)
+		}
+		child, r := h.Accept(l)
+		if r.Err != OK {
+			t.Fatal(r)
+		}
+		h.Close(c)
+		h.Close(child)
+		clients = append(clients, c)
+	}
+	tb := h.tcp
+	if len(tb.twLate) != 50 || len(tb.tws) != 0 {
+		t.Fatalf("%d waiting, %d entered; want 50 and 0", len(tb.twLate), len(tb.tws))
+	}
+	// A SYN to a client's TIME_WAIT 4-tuple, on a port no listener has,
+	// meets the connection (TCP_TW_ACK).
+	c := clients[17]
+	d := h.Lookup(Packet{Proto: TCP, Src: c.Remote(), Dst: c.Local(), Flags: FlagSYN})
+	if d.Stage != StageTimeWait || d.Socket != c {
+		t.Fatalf("SYN to a TIME_WAIT 4-tuple: stage %v, socket %p; want the TIME_WAIT (%p)", d.Stage, d.Socket, c)
 	}
 }

@@ -106,6 +106,19 @@ func newPortBucket() *portBucket {
 	return b
 }
 
+// holds reports whether some holder of the port is of kind k.
+func (b *portBucket) holds(k kind) bool {
+	if b == nil {
+		return false
+	}
+	for _, c := range b.all {
+		if c.a.kind == k {
+			return true
+		}
+	}
+	return false
+}
+
 // addrClasses returns the classes of specific address k, creating them
 // if create is set, or nil.
 func (b *portBucket) addrClasses(k addrKey, create bool) *classes {
@@ -276,7 +289,7 @@ type table struct {
 
 	flows map[FlowKey]*Socket // TCP connections, TIME_WAIT apart
 	tws   map[FlowKey]*Socket // TCP TIME_WAIT (and orphaned FIN_WAIT2) connections, but for twLate
-	// TIME_WAIT connections not yet entered in tws (indexTWs). Entering
+	// TIME_WAIT connections not yet entered in tws (twAt). Entering
 	// one is a map insert into a map as large as the host's TIME_WAIT
 	// population, a cache miss or two; a client that keeps connecting to
 	// new destinations never looks one up by its 4-tuple, so the inserts
@@ -707,16 +720,10 @@ func (t *table) hashFlow(s *Socket) {
 	}
 }
 
-// indexTWs enters the waiting TIME_WAIT connections (twLate) in tws, in
-// the order they were hashed, so a later one with the same 4-tuple wins
-// as it did when hashFlow entered it at once. Every reader of tws calls it
-// first.
-func (t *table) indexTWs() {
-	if len(t.twLate) > 0 {
-		t.enterLateTWs()
-	}
-}
-
+// enterLateTWs enters the waiting TIME_WAIT connections (twLate) in tws,
+// in the order they were hashed, so a later one with the same 4-tuple wins
+// as it did when hashFlow entered it at once. Every reader of tws goes
+// through twAt, which calls it first.
 func (t *table) enterLateTWs() {
 	for _, s := range t.twLate {
 		if s.flags&fTWLate != 0 {
@@ -726,6 +733,9 @@ func (t *table) enterLateTWs() {
 	}
 	clear(t.twLate)
 	t.twLate, t.twStale = t.twLate[:0], 0
+	if cap(t.twLate) > 1<<12 {
+		t.twLate = nil // a burst's list is not kept for good
+	}
 }
 
 // compactTWs drops twLate's stale entries, once they are half of it or
@@ -830,8 +840,16 @@ func (t *table) flowAt(k FlowKey) *Socket {
 	return t.twAt(k)
 }
 
-// twAt is the TIME_WAIT connection with key k, or nil.
+// twAt is the TIME_WAIT connection with key k, or nil. A TIME_WAIT
+// connection holds its port (its bucket has a class of kind kTimeWait), so
+// a port without one answers nil without entering the waiting ones: a SYN
+// to a listener on the host that churns connections reads none.
 func (t *table) twAt(k FlowKey) *Socket {
-	t.indexTWs()
+	if len(t.twLate) > 0 {
+		if !t.ports.get(k.lport).holds(kTimeWait) {
+			return nil
+		}
+		t.enterLateTWs()
+	}
 	return t.tws[k]
 }
