@@ -249,6 +249,10 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 		}
 		recycled = tw
 		s.local = ep(netip.AddrPortFrom(sockForm(s.fam, src), port))
+		// tcp_v4_connect sets SYN_SENT before inet_hash_connect: the port's
+		// new holder joins it as a connection, and establish has no class
+		// to move it out of.
+		s.state = SynSent
 		s.flags |= fHasPort | fConnectBind
 		t.addOwner(s)
 		if b := t.ports.get(port); b.owners == 1 {
