@@ -109,13 +109,17 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		// The UDP short-cut of udp_lib_lport_inuse where the profile has it
 		// (udpFirstOwnerShares); a refused TCP bind skips the walk.
 		var first *Socket
-		shared := false
+		shared, hash2 := false, false
 		if s.proto == UDP && h.prof.UDPFirstOwner {
-			first, shared = t.udpFirstOwnerShares(s, port)
+			first, shared, hash2 = t.udpFirstOwnerShares(s, port)
 		}
-		if shared {
+		switch {
+		case shared:
 			rule = Rule(string(ruleBoundUDPFirst) + ": " + first.Name())
-		} else {
+		case hash2:
+			s.flags, s.local = old, endpoint{}
+			return failWith(e, ruleUDPHash2, first)
+		default:
 			s.flags, s.local = old, endpoint{}
 			return failWith(e, h.conflictWhy(e, s, other), other)
 		}

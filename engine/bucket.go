@@ -92,6 +92,28 @@ func (h *Host) SetBindBucket(p Proto, port uint16, b BindBucket) error {
 	return nil
 }
 
+// SetUDPSlotOthers says that n sockets the host's table does not hold
+// share UDP port's hash slot (sockets of ports congruent to it modulo
+// net.ipv4.udp_hash_entries, or of other namespaces that hash there): with
+// the port's own holders more than ten, a bind to a specific address is
+// checked on the hash2 chains (udp_lib_get_port). The live inspector uses
+// it to try both sides of that count; n = 0 forgets it.
+func (h *Host) SetUDPSlotOthers(port uint16, n int) error {
+	if n < 0 {
+		return fmt.Errorf("set udp slot others %d: %d is negative", port, n)
+	}
+	t := h.udp
+	if n == 0 {
+		delete(t.slotOthers, port)
+		return nil
+	}
+	if t.slotOthers == nil {
+		t.slotOthers = map[uint16]int{}
+	}
+	t.slotOthers[port] = n
+	return nil
+}
+
 // fastPath is inet_csk_get_port's short-cut: a bind or listen on a port
 // that has holders skips the conflict check when SO_REUSEADDR meets a
 // bucket whose joiners all had it (tb->fastreuse > 0, the newcomer not

@@ -51,6 +51,8 @@ const (
 	ruleBoundPort0           Rule = "port 0: the kernel picked a free port"
 	ruleBoundUDPFirst        Rule = "bound: udp_lib_lport_inuse stops at the first overlapping holder on the port's chain, a SO_REUSEPORT " +
 		"sharer of the same owner, and never looks at the older ones that would refuse"
+	ruleUDPHash2 Rule = "more than ten sockets in the port's hash slot: udp_lib_lport_inuse2 checks the bound address's " +
+		"own chain, then the wildcards', and a SO_REUSEPORT sharer on the first does not hide a holder that refuses on the second"
 	ruleBoundFast Rule = "bound without a conflict check: the port's bind-bucket cache (tb->fastreuse / " +
 		"fastreuseport, inet_csk_get_port) says the newcomer matches the sockets that joined before, " +
 		"whatever they have changed or become since"

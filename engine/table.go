@@ -311,6 +311,9 @@ type table struct {
 	tw          twQueue // timers of TIME_WAIT and orphaned FIN_WAIT2 sockets, earliest first
 	freeBuckets []*portBucket
 	moving      bool // reown is moving a holder: its place in portBucket.order stays
+	// UDP: sockets outside the table that share a port's hash slot
+	// (SetUDPSlotOthers); nil until set.
+	slotOthers map[uint16]int
 }
 
 func newTable(h *Host, p Proto) *table {
@@ -476,14 +479,49 @@ func (t *table) restate(s *Socket, st State) {
 // tail), and the first whose address overlaps and which does not share by
 // SO_REUSEADDR on both decides alone: a SO_REUSEPORT sharer of the same
 // owner declares the port free without a look at the older holders.
-// (With more than ten sockets in the port's hash slot, a bind to a
-// specific address walks the address's own chain instead; not modelled.)
-func (t *table) udpFirstOwnerShares(s *Socket, port uint16) (*Socket, bool) {
+//
+// With more than ten sockets in the port's hash slot, udp_lib_get_port
+// checks a bind to a specific address with udp_lib_lport_inuse2 instead
+// (inet_use_hash2_on_bind): the first overlapping holder of the address's
+// own hash2 chain decides, and unless it refused, the first of the
+// wildcards' chain decides too, so a sharer on the first chain no longer
+// hides a wildcard that refuses (hash2 is then true). Both chains keep the
+// primary chain's order. The slot is counted as the port's own holders
+// and what SetUDPSlotOthers added: the kernel's slot also holds the
+// sockets of ports that hash to it (port + a per-namespace salt, modulo
+// udp_hash_entries) and of other namespaces sharing the table, which a
+// simulated host does not have.
+func (t *table) udpFirstOwnerShares(s *Socket, port uint16) (first *Socket, shared, hash2 bool) {
 	b := t.ports.get(port)
 	if b == nil {
-		return nil, false
+		return nil, false, false
 	}
 	sa := attrsOf(s)
+	all := func(cat) bool { return true }
+	first, shared = t.udpFirstOverlap(b, s, sa, all)
+	if !shared || int(b.owners)+t.slotOthers[port] <= udpHash2Slot || sa.cat.wildcard() || s.local.Addr().Unmap().IsUnspecified() {
+		return first, shared, false
+	}
+	specific := func(c cat) bool { return !c.wildcard() }
+	if o, share := t.udpFirstOverlap(b, s, sa, specific); o != nil && !share {
+		return o, false, true
+	}
+	if o, share := t.udpFirstOverlap(b, s, sa, cat.wildcard); o != nil && !share {
+		return o, false, true
+	}
+	return first, true, false
+}
+
+// udpHash2Slot is the count of sockets in a UDP hash slot above which a
+// specific bind is checked on the hash2 chains (udp_lib_get_port:
+// hslot->count > 10).
+const udpHash2Slot = 10
+
+// udpFirstOverlap is the first holder on the port's chain (newest first)
+// whose category passes keep, whose address overlaps s's and which does
+// not share with s by SO_REUSEADDR on both, and whether it shares by
+// SO_REUSEPORT (same owner).
+func (t *table) udpFirstOverlap(b *portBucket, s *Socket, sa attrs, keep func(cat) bool) (*Socket, bool) {
 	for i := len(b.order) - 1; i >= 0; i-- {
 		o := b.order[i]
 		if o == s || (o.ReuseAddr() && s.ReuseAddr()) {
@@ -493,7 +531,7 @@ func (t *table) udpFirstOwnerShares(s *Socket, port uint16) (*Socket, bool) {
 			continue
 		}
 		oc := o.local.category(o.V6Only())
-		if !overlaps[sa.cat][oc] || (!sa.cat.wildcard() && !oc.wildcard() && s.local.a != o.local.a) {
+		if !keep(oc) || !overlaps[sa.cat][oc] || (!sa.cat.wildcard() && !oc.wildcard() && s.local.a != o.local.a) {
 			continue
 		}
 		return o, o.ReusePort() && s.ReusePort() && o.uid == s.uid
