@@ -140,6 +140,18 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 	return v
 }
 
+// slotRead says whether the BPF reader read the UDP port's hash slot
+// count for every socket on it (load then counts the slot as the kernel
+// does).
+func (v *portView) slotRead() bool {
+	for i := range v.snap.Sockets {
+		if !v.snap.Sockets[i].UDPSlotRead {
+			return false
+		}
+	}
+	return true
+}
+
 // crossFamilyOrderUnknown says whether the port has sockets of both
 // address families and the BPF reader did not place all of them on the
 // port's chain: sock_diag keeps the chain's order within a family only.
@@ -408,6 +420,13 @@ func (t *Table) Bind(r BindRequest) (BindAnswer, error) {
 		v.groups = append(v.groups, unknownGroup{pseudo: bindCache{r},
 			desc: fmt.Sprintf("the bind-bucket cache of tcp port %d", r.Addr.Port())})
 	}
+	if own := len(v.snap.Sockets); r.Proto == engine.UDP && a.Answer == AnswerOK && own > 0 && own < udpSlotCrowded &&
+		!r.Addr.Addr().Unmap().IsUnspecified() && !v.slotRead() {
+		// The kernel may count more sockets in the port's hash slot than
+		// the port's own, and check the bind on other chains (udpSlot).
+		v.groups = append(v.groups, unknownGroup{pseudo: udpSlot{port: r.Addr.Port(), own: own},
+			desc: fmt.Sprintf("the hash slot of udp port %d", r.Addr.Port())})
+	}
 	if len(v.groups) == 0 {
 		return a, nil
 	}
@@ -425,7 +444,11 @@ func (t *Table) Bind(r BindRequest) (BindAnswer, error) {
 	if err != nil {
 		return BindAnswer{}, err
 	}
-	a.Inferred = true
+	for _, g := range v.groups {
+		if _, slot := g.pseudo.(udpSlot); !slot {
+			a.Inferred = true // a count nobody can read is no option left unread
+		}
+	}
 	if distinct(results) == 1 {
 		for _, o := range results {
 			a.Answer = Answer(o) // equal to the inferred one: it is one of the values tried

@@ -173,3 +173,61 @@ func TestLoadConnectCreatedBucket(t *testing.T) {
 		t.Errorf("bind over a connect()-bound port: %+v, want fails", a)
 	}
 }
+
+// udpSlotSnapshot: UDP port 7600 with, from its chain's head, a
+// SO_REUSEADDR + SO_REUSEPORT socket on 127.0.0.1, fill SO_REUSEADDR
+// sockets on 127.0.0.2, and the oldest, a SO_REUSEADDR socket on 0.0.0.0,
+// every option read.
+func udpSlotSnapshot(fill int) *live.Snapshot {
+	n := fill + 2
+	udp := func(local string, pos int, inode uint64) live.Socket {
+		return live.Socket{Proto: "udp", Family: "inet", State: "UNCONN", Local: ap(local), Inode: inode, ChainPos: uint16(pos)}
+	}
+	socks := []live.Socket{withKernelOpts(udp("127.0.0.1:7600", n, 1), &live.SockOpts{ReuseAddr: true, ReusePort: true})}
+	for i := range fill {
+		socks = append(socks, withKernelOpts(udp("127.0.0.2:7600", n-1-i, uint64(10+i)), &live.SockOpts{ReuseAddr: true}))
+	}
+	socks = append(socks, withKernelOpts(udp("0.0.0.0:7600", 1, 2), &live.SockOpts{ReuseAddr: true}))
+	return loSnapshot(socks...)
+}
+
+func TestBindUDPDependsOnHashSlot(t *testing.T) {
+	// A SO_REUSEPORT bind on 127.0.0.1: the newest holder there shares,
+	// which ends udp_lib_lport_inuse's walk; the hash2 walk goes on to the
+	// wildcard, which refuses (kernel replay:
+	// testdata/replay/udp-hash2-bind-over-ten.scenario).
+	r := BindRequest{Proto: engine.UDP, Addr: ap("127.0.0.1:7600"), ReusePort: true}
+	a := bindAnswer(t, udpSlotSnapshot(8), r)
+	if a.Answer != AnswerDepends || len(a.Unknowns) != 1 ||
+		!strings.Contains(a.Unknowns[0], "the hash slot of udp port 7600: the bind succeeds only while the slot holds ten sockets or fewer: it holds this port's 10") {
+		t.Errorf("10 sockets on the port: %+v, want depends naming the slot", a)
+	}
+	if a := bindAnswer(t, udpSlotSnapshot(9), r); a.Answer != AnswerFails || a.Inferred {
+		t.Errorf("11 sockets on the port: %+v, want fails (the slot holds more than ten whatever else is there)", a)
+	}
+	if a := bindAnswer(t, udpSlotSnapshot(3), r); a.Answer != AnswerDepends {
+		t.Errorf("5 sockets on the port: %+v, want depends", a)
+	}
+	// With SO_REUSEADDR too, every holder shares on either walk: exact.
+	both := r
+	both.ReuseAddr = true
+	if a := bindAnswer(t, udpSlotSnapshot(8), both); a.Answer != AnswerOK || a.Inferred || len(a.Unknowns) != 0 {
+		t.Errorf("SO_REUSEADDR and SO_REUSEPORT: %+v, want ok, not inferred", a)
+	}
+	// A wildcard bind is never checked on the hash2 chains.
+	wild := BindRequest{Proto: engine.UDP, Addr: ap("0.0.0.0:7600"), ReuseAddr: true}
+	if a := bindAnswer(t, udpSlotSnapshot(8), wild); a.Answer != AnswerOK || a.Inferred {
+		t.Errorf("0.0.0.0:7600 with SO_REUSEADDR: %+v, want ok", a)
+	}
+	// The BPF reader's count of the slot decides: the port's 10 and one
+	// socket of another port or namespace make eleven.
+	for slot, want := range map[int]Answer{10: AnswerOK, 11: AnswerFails, 30: AnswerFails} {
+		snap := udpSlotSnapshot(8)
+		for i := range snap.Sockets {
+			snap.Sockets[i].UDPSlot, snap.Sockets[i].UDPSlotRead = slot, true
+		}
+		if a := bindAnswer(t, snap, r); a.Answer != want || a.Inferred || len(a.Unknowns) != 0 {
+			t.Errorf("10 sockets on the port, %d in its slot (read): %+v, want %s", slot, a, want)
+		}
+	}
+}

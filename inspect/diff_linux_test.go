@@ -203,6 +203,27 @@ func (n *diffNet) plant(t *testing.T, r *mrand.Rand) (log []string, refused int)
 		}
 		log = append(log, fmt.Sprintf("%s %+v -> %+v", who, req, resp))
 	}
+	if r.IntN(3) == 0 {
+		// A crowd of SO_REUSEADDR UDP sockets on one port, sometimes more
+		// than ten: the kernel then checks a bind to a specific address on
+		// the address's own chain and the wildcards' (udp_lib_get_port).
+		// It starts on the wildcard without SO_REUSEPORT, which the hash2
+		// walk meets after a sharer on the bound address.
+		port := pick(r, diffPorts)
+		for i := range 8 + r.IntN(7) {
+			v6 := r.IntN(3) == 0
+			req := childReq{Op: "sock", Proto: "udp", ReuseAddr: true, ReusePort: r.IntN(2) == 0,
+				V6Only: v6 && r.IntN(2) == 0, Addr: randAddr(r, v6, port)}
+			if i == 0 {
+				req.ReusePort, req.V6Only, req.Addr = false, false, netip.AddrPortFrom(netip.IPv4Unspecified(), port).String()
+			}
+			resp := n.root.ask(t, req)
+			if resp.Err != "" {
+				refused++
+			}
+			log = append(log, fmt.Sprintf("root %+v -> %+v", req, resp))
+		}
+	}
 	return log, refused
 }
 
@@ -381,6 +402,7 @@ type socktabAnswer struct {
 	inos     []uint64 // who: the receiver and its group
 	unknowns []string
 	verdict  engine.Verdict // who: what the client hears (Drop: nothing)
+	crowded  bool           // bind: refused on the hash2 chains of a crowded UDP slot
 }
 
 func (n *diffNet) socktab(t *testing.T, q question, mode string) socktabAnswer {
@@ -416,6 +438,7 @@ func (n *diffNet) socktab(t *testing.T, q question, mode string) socktabAnswer {
 			t.Fatal(err)
 		}
 		a.answer, a.unknowns = b.Answer, b.Unknowns
+		a.crowded = strings.Contains(string(b.Result.Rule), "hash slot")
 		if guess {
 			a.answer, a.unknowns = AnswerOK, nil
 			if b.Result.Err != engine.OK {
@@ -458,15 +481,19 @@ type tally struct {
 	outcomes                  map[string]int // kernel outcomes seen: bind ok/errno, who receiver/none
 	wrong                     []string
 	badDepends                []string
+	crowded                   int // bind answers decided on a crowded UDP slot's hash2 chains
 }
 
 func (tl *tally) String() string {
-	return fmt.Sprintf("%d questions: %d agree with the kernel, %d depends; bind %d/%d, who %d/%d; disagreements %d; kernel outcomes %v",
-		tl.questions, tl.agree, tl.depends, tl.bind[0], tl.bind[1], tl.who[0], tl.who[1], len(tl.wrong), tl.outcomes)
+	return fmt.Sprintf("%d questions: %d agree with the kernel, %d depends; bind %d/%d (%d refused on a crowded UDP slot), who %d/%d; disagreements %d; kernel outcomes %v",
+		tl.questions, tl.agree, tl.depends, tl.bind[0], tl.bind[1], tl.crowded, tl.who[0], tl.who[1], len(tl.wrong), tl.outcomes)
 }
 
 func (tl *tally) add(q question, k kernelAnswer, a socktabAnswer, mode string) {
 	tl.questions++
+	if a.crowded {
+		tl.crowded++
+	}
 	switch {
 	case q.bind && k.errno == "":
 		tl.outcomes["bind ok"]++

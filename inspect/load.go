@@ -165,6 +165,14 @@ func load(snap *live.Snapshot, v6First bool) (*Table, error) {
 				return nil, err
 			}
 		}
+		if n, ok := udpSlotRead(snap, udp[port]); ok && n > len(udp[port]) {
+			// Sockets of other ports and namespaces in the port's hash
+			// slot, which the kernel counts when it picks the chains a
+			// bind is checked on.
+			if err := h.SetUDPSlotOthers(port, n-len(udp[port])); err != nil {
+				return nil, fmt.Errorf("load: %v", err)
+			}
+		}
 	}
 	for _, s := range bySnap {
 		if s != nil {
@@ -191,6 +199,21 @@ func load(snap *live.Snapshot, v6First bool) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// udpSlotRead is the kernel's count of the hash slot of one UDP port's
+// sockets ps, when the BPF reader read it for every one of them (the
+// largest: the reads are a moment apart).
+func udpSlotRead(snap *live.Snapshot, ps []pending) (int, bool) {
+	n := 0
+	for _, p := range ps {
+		ls := &snap.Sockets[p.i]
+		if !ls.UDPSlotRead {
+			return 0, false
+		}
+		n = max(n, ls.UDPSlot)
+	}
+	return n, len(ps) > 0
 }
 
 // pending is a snapshot socket (index i) waiting to be inserted as sp.

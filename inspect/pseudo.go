@@ -95,3 +95,40 @@ func cacheLetsThrough(r BindRequest) engine.BindBucket {
 	return engine.BindBucket{FastReuseport: engine.FastReuseportStrict, FastUID: r.UID,
 		FastIPv6Only: r.V6Only, FastFamily: fam, FastRcvSaddr: r.Addr.Addr()}
 }
+
+// udpSlot is the unknown of a UDP port that has ten sockets or fewer: how
+// many others share its hash slot. The slot also holds the sockets of
+// ports net.ipv4.udp_hash_entries apart in the namespace and those of
+// other namespaces that hash there, which the snapshot does not count;
+// with more than ten in all, udp_lib_get_port checks a bind to a specific
+// address on the address's own hash2 chain, then the wildcards'
+// (udp_lib_lport_inuse2), which a SO_REUSEPORT sharer does not end. Value
+// 1 fills the slot to eleven; the loader counts the port's own sockets
+// alone.
+type udpSlot struct {
+	port uint16
+	own  int // the port's sockets in the snapshot
+}
+
+func (udpSlot) values() int   { return 2 }
+func (udpSlot) inferred() int { return 0 }
+
+func (u udpSlot) apply(x int, p *loadPlan) {
+	if x != 1 {
+		return
+	}
+	p.after = append(p.after, func(t *Table) error {
+		return t.Host.SetUDPSlotOthers(u.port, udpSlotCrowded-u.own)
+	})
+}
+
+func (u udpSlot) explain(desc string, okWith map[int]bool, _ string) string {
+	if okWith[0] && !okWith[1] {
+		return fmt.Sprintf("%s: the bind succeeds only while the slot holds ten sockets or fewer: it holds this port's %d and those of other ports and namespaces that hash there, a count read only by the BPF reader (with more, the kernel checks the address's own chain, then the wildcards', udp_lib_lport_inuse2)", desc, u.own)
+	}
+	return fmt.Sprintf("%s: the answer depends on how many sockets of other ports and namespaces share the slot, a count read only by the BPF reader (this port has %d; more than ten in all change the kernel's check)", desc, u.own)
+}
+
+// udpSlotCrowded is the smallest slot count that takes a specific bind to
+// the hash2 chains (udp_lib_get_port: hslot->count > 10).
+const udpSlotCrowded = 11

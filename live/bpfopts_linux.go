@@ -15,7 +15,7 @@ import (
 )
 
 // sizeofRecord is the size of struct record in bpf/sockopts.c.
-const sizeofRecord = 96
+const sizeofRecord = 104
 
 // bpfRecord is one socket as the iterator reported it.
 type bpfRecord struct {
@@ -31,6 +31,7 @@ type bpfRecord struct {
 	reuseport    bool
 	v6only       bool
 	chain        uint16 // UDP: 1 + sockets after it on its port's chain; 0 unread, 0xffff too long
+	slot         uint32 // UDP: 1 + the sockets in its port's primary hash slot; 0 unread
 	connectBind  uint8  // TCP: 2 port chosen by connect(), 1 bound, 0 unknown
 	bucket       *BindBucket
 }
@@ -49,6 +50,7 @@ func parseRecord(b []byte) bpfRecord {
 		reuseport:   b[35] != 0,
 		v6only:      b[36] != 0,
 		chain:       ne.Uint16(b[42:]),
+		slot:        ne.Uint32(b[96:]),
 		connectBind: b[41],
 	}
 	lport, rport := ne.Uint16(b[26:]), ne.Uint16(b[28:])
@@ -198,6 +200,10 @@ func applyBPF(snap *Snapshot, recs []bpfRecord, netns uint32, port uint16) {
 		s.OptsSource = SourceKernel
 		if r.chain != 0xffff {
 			s.ChainPos = r.chain
+		}
+		if r.slot != 0 {
+			s.UDPSlot = int(r.slot - 1)
+			s.UDPSlotRead = true
 		}
 		if r.connectBind != 0 {
 			cb := r.connectBind == 2

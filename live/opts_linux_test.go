@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -330,6 +331,81 @@ func TestReadUDPChainOrder(t *testing.T) {
 		a, b := wantChain[i-1], wantChain[i]
 		if pos[a] <= pos[b] {
 			t.Errorf("chain positions %v: want %s before %s on the chain", pos, a, b)
+		}
+	}
+}
+
+// TestReadUDPSlot checks that the BPF reader reads how many sockets the
+// kernel counts in a UDP port's primary hash slot: the port's own, and
+// those of a port udp_hash_entries apart, which hashes to the same slot in
+// one namespace whatever its salt.
+func TestReadUDPSlot(t *testing.T) {
+	if os.Getenv("CI") != "true" {
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+			t.Skip("SKIPPED: no kernel BTF, the BPF socket iterator cannot load")
+		}
+	}
+	ns := newTestNS(t)
+	var entries int
+	counts := map[uint16]int{7220: 12, 7221: 2}
+	ns.do(t, func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/udp_hash_entries")
+		if err != nil {
+			return err
+		}
+		if entries, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			return err
+		}
+		entries = max(entries, -entries) // negative: the namespace shares the initial one's table
+		if 7221+entries < 65536 {
+			counts[uint16(7221+entries)] = 3 // the same slot as 7221
+		}
+		for port, n := range counts {
+			for range n {
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				t.Cleanup(func() { unix.Close(fd) })
+				if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+					return err
+				}
+				if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+					return fmt.Errorf("bind 127.0.0.1:%d: %w", port, err)
+				}
+			}
+		}
+		return nil
+	})
+	t.Logf("udp_hash_entries %d", entries)
+	sn := one(t, readSettled(t, NetnsTarget{Name: ns.name}, Options{UDP: true, SockOpts: OptsBPF}))
+	seen := map[uint16]int{}
+	for _, s := range sn.Sockets {
+		p := s.Local.Port()
+		if counts[p] == 0 {
+			continue
+		}
+		if seen[p]++; seen[p] == 1 {
+			t.Logf("port %d: slot count %d", p, s.UDPSlot)
+		}
+		if !s.UDPSlotRead {
+			t.Fatalf("%s: no slot count read", s.Local)
+		}
+		// Sockets of other namespaces may hash there too: at least.
+		want := counts[p]
+		if p == 7221 || int(p) == 7221+entries {
+			want = counts[7221] + counts[uint16(7221+entries)]
+		}
+		if s.UDPSlot < want {
+			t.Errorf("%s: slot count %d, want at least %d", s.Local, s.UDPSlot, want)
+		}
+		if s.UDPSlot > want+8 {
+			t.Errorf("%s: slot count %d, far above the %d sockets planted there", s.Local, s.UDPSlot, want)
+		}
+	}
+	for p, n := range counts {
+		if seen[p] != n {
+			t.Errorf("port %d: %d sockets read, %d planted", p, seen[p], n)
 		}
 	}
 }

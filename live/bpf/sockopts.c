@@ -45,8 +45,23 @@ struct ns_common {
 	unsigned int inum;
 } __attribute__((preserve_access_index));
 
+struct udp_hslot {
+	int count;
+} __attribute__((preserve_access_index));
+
+struct udp_table {
+	struct udp_hslot *hash;
+	unsigned int mask;
+} __attribute__((preserve_access_index));
+
+struct netns_ipv4 {
+	struct udp_table *udp_table; // Linux 6.2+
+} __attribute__((preserve_access_index));
+
 struct net {
 	struct ns_common ns;
+	__u32 hash_mix;
+	struct netns_ipv4 ipv4;
 } __attribute__((preserve_access_index));
 
 typedef struct {
@@ -168,7 +183,7 @@ struct bpf_iter__udp {
 	int bucket;
 } __attribute__((preserve_access_index));
 
-// One record per socket: 96 bytes, every field naturally aligned, integers
+// One record per socket: 104 bytes, every field naturally aligned, integers
 // in host byte order except the addresses (network order, as in the
 // kernel).
 struct record {
@@ -197,6 +212,8 @@ struct record {
 	__u8 laddr[16];   // v4 addresses in the first 4 bytes
 	__u8 raddr[16];
 	__u8 fast_v6[16]; // bucket: fast_v6_rcv_saddr
+	__u32 slot;       // UDP: 1 + the sockets in its port's primary hash slot (hslot->count); 0 unread
+	__u32 pad;
 };
 
 // want_port, when not 0, keeps only sockets on that local port (set by the
@@ -365,6 +382,29 @@ static __always_inline __u16 chain_after(struct sock_common *skc)
 	return n ? 0xffff : i + 1;
 }
 
+// slot_count is hslot->count of the primary hash slot that holds skc's
+// port (udp_hashfn: port + net_hash_mix, masked), plus one so that 0
+// stays "not read". With more than ten sockets there, udp_lib_get_port
+// checks a bind to a specific address on the hash2 chains; the slot also
+// holds the sockets of other ports and namespaces that hash to it, which
+// no dump of one namespace shows.
+static __always_inline __u32 slot_count(struct sock_common *skc)
+{
+	struct net *net = skc->skc_net.net;
+	int count = 0;
+
+	if (!net || !bpf_core_field_exists(net->ipv4.udp_table))
+		return 0;
+	struct udp_table *t = net->ipv4.udp_table;
+	if (!t)
+		return 0;
+	__u32 idx = ((__u32)skc->skc_num + net->hash_mix) & t->mask;
+	void *slot = (void *)t->hash + (__u64)idx * bpf_core_type_size(struct udp_hslot);
+	if (bpf_probe_read_kernel(&count, sizeof(count), slot + bpf_core_field_offset(struct udp_hslot, count)))
+		return 0;
+	return (__u32)count + 1;
+}
+
 SEC("iter/udp")
 int udp_options(struct bpf_iter__udp *ctx)
 {
@@ -381,6 +421,7 @@ int udp_options(struct bpf_iter__udp *ctx)
 	fill_common(&r, &sk->__sk_common);
 	fill_sock(&r, sk);
 	r.chain = chain_after(&sk->__sk_common);
+	r.slot = slot_count(&sk->__sk_common);
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
