@@ -16,9 +16,10 @@ import (
 // device-bound sockets, from loopback and link-local sources; whole
 // connections closed in any order on both sides, with new connects from
 // the same port over their TIME_WAIT; connected and unconnected UDP;
-// uids 0, 1000 and 1001; tiny port ranges; packet queries with SYN, ACK,
-// RST and FIN to connections, listeners and nothing, from this host, the
-// other host and elsewhere.
+// uids 0, 1000 and 1001; tiny port ranges; crowds of more than ten UDP
+// sockets on one port; packet queries with SYN, ACK, RST and FIN to
+// connections, listeners and nothing, from this host, the other host and
+// elsewhere.
 //
 // Like Generate, fixed ports (80, 5000-5003) lie outside every ephemeral
 // range used, and packet sources use ports 61000-65535.
@@ -160,6 +161,8 @@ func (g *wgen) wideAction() {
 		g.line("advance %s", pick(g.g(), "2s", "61s"))
 	case r < 90 && g.hosts[g.cur].hasEth:
 		g.groupcast()
+	case r == 90 && g.n < 30:
+		g.udpCrowd()
 	default:
 		g.wpacket()
 	}
@@ -241,6 +244,25 @@ func (g *wgen) portMix() {
 			}
 			g.wlisten(s)
 		}
+	}
+}
+
+// udpCrowd puts 9 to 12 UDP sockets on one port, most with SO_REUSEADDR so
+// that they get in: past ten in the port's hash slot, the kernel checks a
+// bind to a specific address on the address's own chain, then the
+// wildcards' (udp_lib_get_port, udp_lib_lport_inuse2).
+func (g *wgen) udpCrowd() {
+	port := pick(g.g(), "5000", "5001")
+	for range 9 + g.rng.IntN(4) {
+		s := g.newWS(g.pct(30), true)
+		if g.pct(85) {
+			g.line("setsockopt %s SO_REUSEADDR 1", s.name)
+		}
+		if g.pct(40) {
+			s.reuseport = true
+			g.line("setsockopt %s SO_REUSEPORT 1", s.name)
+		}
+		g.bindAt(s, g.bindAddr(s)+":"+port)
 	}
 }
 
