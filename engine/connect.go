@@ -298,7 +298,8 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 		h.setState(s, SynSent)
 		return Result{Err: EINPROGRESS, Rule: ruleLoopbackSourceDropped, Local: s.local.AP(), Remote: s.remote.AP()}
 	}
-	d := target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+	syn := Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN, Dev: h.synIngress(s, dst, target)}
+	d := target.Lookup(syn)
 	if d.Stage == StageTimeWaitSYN {
 		// A listener takes a SYN that met a TIME_WAIT 4-tuple, and the
 		// TIME_WAIT socket goes (tcp_v4_rcv, TCP_TW_SYN:
@@ -332,7 +333,7 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 		return r
 	}
 	var before Rule
-	if d.Verdict == Deliver && d.Stage == StageEstablished && synchronized(d.Socket) && !h.answerLost(s, src, dst, true, toSelf, target == h) {
+	if d.Verdict == Deliver && d.Stage == StageEstablished && synchronized(d.Socket) && !h.answerLost(s, src, dst, d.Socket, toSelf, target == h) {
 		// A connection of this very 4-tuple whose peer is gone: it answers
 		// the SYN with a challenge ACK (tcp_validate_incoming), the SYN-SENT
 		// client resets it (tcp_rcv_synsent_state_process: an unacceptable
@@ -343,9 +344,9 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 		if target.prof.Lookup != LookupLinux {
 			before += Rule("; not modelled for " + target.prof.Name + ": Linux's challenge ACK is used")
 		}
-		d = target.Lookup(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN})
+		d = target.Lookup(syn)
 	}
-	if d.Verdict == Deliver && d.Socket.state == Listen && target.AnswerLost(Packet{Proto: TCP, Src: netip.AddrPortFrom(src, s.local.Port()), Dst: dst, Flags: FlagSYN}, d) {
+	if d.Verdict == Deliver && d.Socket.state == Listen && target.AnswerLost(syn, d) {
 		// The listener's SYN-ACK cannot get back (a device-bound
 		// listener answers through its device): the listener drops the
 		// SYN and the connect stays in progress.
@@ -360,6 +361,22 @@ func (h *Host) connectTCP(s *Socket, src netip.Addr, dst netip.AddrPort, toSelf,
 	return r
 }
 
+// synIngress is the device a local connect's SYN arrives on, when it is not
+// the destination's own (0, Lookup's default): an IPv4 socket bound to lo
+// reaches an address of another device by leaving through lo as if the
+// destination were on that link (ip_route_output_key_hash_rcu finds no
+// route with that oif), and what leaves through lo comes back on lo, where
+// a listener bound to lo takes it (wide sweep, seed 800721).
+func (h *Host) synIngress(s *Socket, dst netip.AddrPort, target *Host) int {
+	if target != h || !dst.Addr().Unmap().Is4() {
+		return 0
+	}
+	if dev := h.ifaceByIndex(int(s.device())); dev != nil && dev.Loopback {
+		return dev.Index
+	}
+	return 0
+}
+
 // synchronized: a connection that answers an unexpected SYN with an ACK,
 // not a connect in progress (a SYN to that is a simultaneous open).
 func synchronized(s *Socket) bool {
@@ -369,7 +386,11 @@ func synchronized(s *Socket) bool {
 // connectAnswered finishes a connect whose SYN reached target and met d
 // there.
 func (h *Host) connectAnswered(s *Socket, src netip.Addr, dst netip.AddrPort, d Delivery, toSelf bool, target *Host) Result {
-	if h.answerLost(s, src, dst, d.Verdict == Deliver && d.Socket.state == Listen, toSelf, target == h) {
+	var by *Socket
+	if d.Verdict == Deliver && d.Socket.state == Listen {
+		by = d.Socket
+	}
+	if h.answerLost(s, src, dst, by, toSelf, target == h) {
 		h.establish(s)
 		h.setState(s, SynSent)
 		return Result{Err: EINPROGRESS, Rule: ruleLostRST, Local: s.local.AP(), Remote: s.remote.AP()}
@@ -430,20 +451,29 @@ func resetSource(s *Socket) {
 // path and its native IPv6 SYN goes nowhere; a RST from a non-loopback
 // IPv6 address to ::1 is lost, as is any answer to a foreign IPv6 source;
 // and a device-bound socket whose source or destination is not on its
-// device never sees the answer (it comes back on another device), even
-// from a listener. A destination of 0.0.0.0 / :: is routed through
-// loopback regardless and escapes the device rule.
-func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, accepted, toSelf, local bool) bool {
+// device never sees the answer (it comes back on another device); for an
+// IPv4 socket bound to lo, the answer of a socket (by: the listener, or
+// the connection that sends a challenge ACK; nil for the host's RST) does
+// come back when it goes to an address of lo or when that socket is bound
+// to lo too (wide sweep, seed 800721). A destination of 0.0.0.0 / :: is
+// routed through loopback regardless and escapes the device rule.
+func (h *Host) answerLost(s *Socket, src netip.Addr, dst netip.AddrPort, by *Socket, toSelf, local bool) bool {
 	if s.flags&fMappedOps != 0 && dst.Addr().Is6() {
 		return true
 	}
 	if dev := h.ifaceByIndex(int(s.device())); local && dev != nil && !toSelf && !(carries(dev, src) && carries(dev, dst.Addr())) {
-		return true
+		// Bound to lo, an IPv4 socket's SYN comes back on lo wherever it
+		// goes (synIngress), and a socket's answer comes back on lo when
+		// it goes to an address of lo or leaves through lo itself (the
+		// answerer is bound to lo). The host's RST does not.
+		if !(dev.Loopback && dst.Addr().Unmap().Is4() && by != nil && (carries(dev, src) || by.device() == s.device())) {
+			return true
+		}
 	}
 	if dst.Addr().Is6() && !h.isLocal(src) {
 		return true // a foreign IPv6 source toward this host: even a listener's answer is lost
 	}
-	if accepted {
+	if by != nil {
 		return false
 	}
 	return dst.Addr().Is6() && src == netip.IPv6Loopback() && !dst.Addr().IsLoopback()
