@@ -95,7 +95,7 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 	if port == 0 {
 		p, ok := t.pickBindPort(s)
 		if !ok {
-			s.flags, s.local = old, endpoint{}
+			bindFailed(s, old)
 			return fail(EADDRINUSE, rulePortsExhausted)
 		}
 		s.local = ep(netip.AddrPortFrom(a, p))
@@ -117,10 +117,10 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		case shared:
 			rule = Rule(string(ruleBoundUDPFirst) + ": " + first.Name())
 		case hash2:
-			s.flags, s.local = old, endpoint{}
+			bindFailed(s, old)
 			return failWith(e, ruleUDPHash2, first)
 		default:
-			s.flags, s.local = old, endpoint{}
+			bindFailed(s, old)
 			return failWith(e, h.conflictWhy(e, s, other), other)
 		}
 	}
@@ -142,6 +142,22 @@ func (h *Host) bind(s *Socket, ap netip.AddrPort, caller uint32) Result {
 		t.hashUDP(s)
 	}
 	return Result{Rule: rule, Local: s.local.AP()}
+}
+
+// bindFailed undoes a bind that get_port refused: the options it set are
+// the old ones again, and the address is none, or the wildcard when an
+// earlier bind or connect had recorded one (__inet_bind and __inet6_bind
+// reset inet_rcv_saddr to 0 and keep SOCK_BINDADDR_LOCK; a listen then
+// binds the wildcard). Seed 1200973 of the random generator: the engine
+// had left a socket whose flags said "address recorded" without one, and
+// its listen crashed.
+func bindFailed(s *Socket, old sflags) {
+	s.flags = old
+	if old&fHasAddr != 0 {
+		s.local = anyEndpoint(s.fam, 0)
+	} else {
+		s.local = endpoint{}
+	}
 }
 
 // needsScope reports whether IPv6 address a means something only with an
