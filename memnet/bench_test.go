@@ -11,51 +11,54 @@ import (
 // BenchmarkDialAcceptClose is the loop of bench -net's Dial + Accept +
 // Close row (one Dial, the Accept of that connection in the same
 // goroutine, the client's Close then the server's), as a Go benchmark so
-// that -cpuprofile, -memprofile and allocs/op can guide its cost. The
-// listener moves to a fresh port every few thousand connections: each
-// client port stays in TIME_WAIT toward the listener for 60 s, and one
-// port's 4-tuples would run out.
+// that -cpuprofile, -memprofile and allocs/op can guide its cost.
 func BenchmarkDialAcceptClose(b *testing.B) {
 	n := memnet.New(memnet.Options{Seed: 1})
 	srv := n.Host("server", "192.0.2.1/24")
 	cli := n.Host("client", "192.0.2.2/24")
+	dialAcceptClose(b, srv, cli, "192.0.2.1:0")
+}
+
+// dialAcceptClose runs b.N Dials from cli to a listener of srv on
+// listenAddr, each Accepted in the same goroutine and both ends closed,
+// the client first. The listener moves to a fresh port every 10,000
+// connections (untimed): each client port stays in TIME_WAIT toward the
+// listener for 60 s, and one port's 4-tuples would run out.
+func dialAcceptClose(b *testing.B, srv, cli *memnet.Host, listenAddr string) {
 	const perPort = 10000
-	var l interface {
-		Close() error
-	}
-	var addr string
-	var accept func() (net.Conn, error)
+	var ln net.Listener
 	relisten := func() {
-		if l != nil {
-			l.Close()
+		if ln != nil {
+			ln.Close()
 		}
-		ln, err := srv.Listen("tcp4", "192.0.2.1:0")
-		if err != nil {
+		var err error
+		if ln, err = srv.Listen("tcp4", listenAddr); err != nil {
 			b.Fatal(err)
 		}
-		l, addr = ln, ln.Addr().String()
-		accept = func() (net.Conn, error) { return ln.Accept() }
 	}
 	relisten()
+	addr := ln.Addr().String()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		if i%perPort == perPort-1 {
 			b.StopTimer()
 			relisten()
+			addr = ln.Addr().String()
 			b.StartTimer()
 		}
 		c, err := cli.Dial("tcp4", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := accept()
+		s, err := ln.Accept()
 		if err != nil {
 			b.Fatal(err)
 		}
 		c.Close()
 		s.Close()
 	}
+	ln.Close()
 }
 
 // BenchmarkDialAcceptCloseManyHosts is BenchmarkDialAcceptClose between
@@ -70,34 +73,7 @@ func BenchmarkDialAcceptCloseManyHosts(b *testing.B) {
 			}
 			srv := n.Host("server", "192.0.2.1/24")
 			cli := n.Host("client", "192.0.2.2/24")
-			ln, err := srv.Listen("tcp4", "192.0.2.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if i%10000 == 9999 { // a fresh port: each client port waits in TIME_WAIT toward this one
-					b.StopTimer()
-					ln.Close()
-					if ln, err = srv.Listen("tcp4", "192.0.2.1:0"); err != nil {
-						b.Fatal(err)
-					}
-					addr = ln.Addr().String()
-					b.StartTimer()
-				}
-				c, err := cli.Dial("tcp4", addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, err := ln.Accept()
-				if err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-				s.Close()
-			}
+			dialAcceptClose(b, srv, cli, "192.0.2.1:0")
 		})
 	}
 }
@@ -109,32 +85,5 @@ func BenchmarkDialAcceptCloseManyHosts(b *testing.B) {
 func BenchmarkDialAcceptCloseOneHost(b *testing.B) {
 	n := memnet.New(memnet.Options{Seed: 1})
 	h := n.Host("app", "192.0.2.1/24")
-	ln, err := h.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		if i%10000 == 9999 { // a fresh port, as in BenchmarkDialAcceptClose
-			b.StopTimer()
-			ln.Close()
-			if ln, err = h.Listen("tcp4", "127.0.0.1:0"); err != nil {
-				b.Fatal(err)
-			}
-			addr = ln.Addr().String()
-			b.StartTimer()
-		}
-		c, err := h.Dial("tcp4", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		c.Close()
-		s.Close()
-	}
+	dialAcceptClose(b, h, h, "127.0.0.1:0")
 }
