@@ -445,9 +445,7 @@ func (t *Table) Bind(r BindRequest) (BindAnswer, error) {
 		return BindAnswer{}, err
 	}
 	for _, g := range v.groups {
-		if _, slot := g.pseudo.(udpSlot); !slot {
-			a.Inferred = true // a count nobody can read is no option left unread
-		}
+		a.Inferred = a.Inferred || g.pseudo == nil || g.pseudo.unread()
 	}
 	if distinct(results) == 1 {
 		for _, o := range results {

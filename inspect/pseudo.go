@@ -22,6 +22,10 @@ type pseudoKind interface {
 	// explain says what the answer turns on, given the group's desc, the
 	// values that gave the good outcome (okWith) and the question's verb.
 	explain(desc string, okWith map[int]bool, verb string) string
+	// unread says whether the unknown is something the reader left unread
+	// on the port (an answer tried over it and found the same is then
+	// marked Inferred), not a count that no read of the port shows.
+	unread() bool
 }
 
 // loadPlan is what the pseudo-groups set on a load of the port's table
@@ -29,6 +33,13 @@ type pseudoKind interface {
 type loadPlan struct {
 	v6First bool                 // load's v6First
 	after   []func(*Table) error // run on the loaded table
+}
+
+// afterIf has f run on the loaded table when on (a kind's value applies).
+func (p *loadPlan) afterIf(on bool, f func(*Table) error) {
+	if on {
+		p.after = append(p.after, f)
+	}
 }
 
 // chainOrder is the unknown of a UDP port whose IPv4 and IPv6 sockets were
@@ -39,6 +50,7 @@ type chainOrder struct{}
 
 func (chainOrder) values() int   { return 2 }
 func (chainOrder) inferred() int { return 0 }
+func (chainOrder) unread() bool  { return true }
 
 func (chainOrder) apply(x int, p *loadPlan) { p.v6First = x == 1 }
 
@@ -65,12 +77,10 @@ type bindCache struct{ r BindRequest }
 
 func (bindCache) values() int   { return 2 }
 func (bindCache) inferred() int { return 0 }
+func (bindCache) unread() bool  { return true }
 
 func (c bindCache) apply(x int, p *loadPlan) {
-	if x != 1 {
-		return
-	}
-	p.after = append(p.after, func(t *Table) error {
+	p.afterIf(x == 1, func(t *Table) error {
 		return t.Host.SetBindBucket(engine.TCP, c.r.Addr.Port(), cacheLetsThrough(c.r))
 	})
 }
@@ -112,12 +122,10 @@ type udpSlot struct {
 
 func (udpSlot) values() int   { return 2 }
 func (udpSlot) inferred() int { return 0 }
+func (udpSlot) unread() bool  { return false } // a count no read of one namespace shows
 
 func (u udpSlot) apply(x int, p *loadPlan) {
-	if x != 1 {
-		return
-	}
-	p.after = append(p.after, func(t *Table) error {
+	p.afterIf(x == 1, func(t *Table) error {
 		return t.Host.SetUDPSlotOthers(u.port, udpSlotCrowded-u.own)
 	})
 }
