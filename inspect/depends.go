@@ -145,7 +145,7 @@ func (t *Table) portView(proto engine.Proto, port uint16) *portView {
 // does).
 func (v *portView) slotRead() bool {
 	for i := range v.snap.Sockets {
-		if !v.snap.Sockets[i].UDPSlotRead {
+		if v.snap.Sockets[i].UDPSlot == 0 {
 			return false
 		}
 	}

@@ -224,7 +224,7 @@ func TestBindUDPDependsOnHashSlot(t *testing.T) {
 	for slot, want := range map[int]Answer{10: AnswerOK, 11: AnswerFails, 30: AnswerFails} {
 		snap := udpSlotSnapshot(8)
 		for i := range snap.Sockets {
-			snap.Sockets[i].UDPSlot, snap.Sockets[i].UDPSlotRead = slot, true
+			snap.Sockets[i].UDPSlot = slot
 		}
 		if a := bindAnswer(t, snap, r); a.Answer != want || a.Inferred || len(a.Unknowns) != 0 {
 			t.Errorf("10 sockets on the port, %d in its slot (read): %+v, want %s", slot, a, want)

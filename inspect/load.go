@@ -208,7 +208,7 @@ func udpSlotRead(snap *live.Snapshot, ps []pending) (int, bool) {
 	n := 0
 	for _, p := range ps {
 		ls := &snap.Sockets[p.i]
-		if !ls.UDPSlotRead {
+		if ls.UDPSlot == 0 {
 			return 0, false
 		}
 		n = max(n, ls.UDPSlot)

@@ -203,7 +203,6 @@ func applyBPF(snap *Snapshot, recs []bpfRecord, netns uint32, port uint16) {
 		}
 		if r.slot != 0 {
 			s.UDPSlot = int(r.slot - 1)
-			s.UDPSlotRead = true
 		}
 		if r.connectBind != 0 {
 			cb := r.connectBind == 2

@@ -78,13 +78,13 @@ type Socket struct {
 	// udp_lib_lport_inuse meets a port's holders in that chain's order,
 	// which sock_diag keeps only within one address family.
 	ChainPos uint16 `json:"-"`
-	// UDPSlot is, for a UDP socket read by the BPF reader (UDPSlotRead),
-	// how many sockets the kernel counts in its port's primary hash slot
+	// UDPSlot is, for a UDP socket read by the BPF reader, how many
+	// sockets the kernel counts in its port's primary hash slot
 	// (hslot->count): the port's own and those of other ports and
 	// namespaces that hash there. With more than ten, a bind to a specific
-	// address is checked on other chains (udp_lib_get_port).
-	UDPSlot     int  `json:"-"`
-	UDPSlotRead bool `json:"-"`
+	// address is checked on other chains (udp_lib_get_port). 0 when not
+	// read: a slot that was read holds at least the socket itself.
+	UDPSlot int `json:"-"`
 	// ConnectBind says, for a TCP socket read by the BPF reader on Linux
 	// 6.18+, whether connect() chose its port (SOCK_CONNECT_BIND,
 	// tw_connect_bind): a port whose holders all have it may be shared by
