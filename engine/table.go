@@ -499,7 +499,7 @@ func (t *table) udpFirstOwnerShares(s *Socket, port uint16) (first *Socket, shar
 	sa := attrsOf(s)
 	all := func(cat) bool { return true }
 	first, shared = t.udpFirstOverlap(b, s, sa, all)
-	if !shared || int(b.owners)+t.slotOthers[port] <= udpHash2Slot || sa.cat.wildcard() || s.local.Addr().Unmap().IsUnspecified() {
+	if !shared || int(b.owners)+t.slotOthers[port] <= udpHash2Slot || sa.cat.wildcard() { // 0.0.0.0, ::ffff:0.0.0.0 and :: are wildcard categories
 		return first, shared, false
 	}
 	specific := func(c cat) bool { return !c.wildcard() }
